@@ -1,0 +1,70 @@
+from django.contrib import admin
+
+from annotation.models import Annotation, Assignment, BudgetGroup, Item, Membership, Project, Round
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+class BudgetGroupInline(admin.TabularInline):
+    model = BudgetGroup
+    extra = 0
+    readonly_fields = ["spent", "reserved"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "budget", "spent", "reserved", "acquisition", "batch_size", "round"]
+    readonly_fields = ["kind", "spent", "reserved", "round", "created_at"]
+    inlines = [BudgetGroupInline, MembershipInline]
+    fieldsets = [
+        (None, {"fields": ["name", "labels", "kind"]}),
+        ("Budget", {"fields": ["budget", "spent", "reserved"]}),
+        (
+            "Active learning",
+            {"fields": ["acquisition", "batch_size", "ensemble_size", "queue_low_water", "round"]},
+        ),
+        ("Annotation", {"fields": ["lease_seconds", "created_at"]}),
+    ]
+
+    def save_model(self, request, obj, form, change):
+        # The budget goes through the service: refused below spent, and lowering it
+        # unqueues what no longer fits.
+        from annotation.services.budgets import budget_set
+
+        if change and "budget" in form.changed_data:
+            new_budget = obj.budget
+            obj.budget = type(obj).objects.get(pk=obj.pk).budget
+            super().save_model(request, obj, form, change)
+            budget_set(project=obj, budget=new_budget)
+            obj.refresh_from_db()
+        else:
+            super().save_model(request, obj, form, change)
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "external_id", "status", "cost", "group", "queued_round", "score"]
+    list_filter = ["project", "status"]
+    search_fields = ["external_id", "text"]
+    readonly_fields = ["status", "queued_round", "queue_rank", "score", "acquisition", "queued_at", "leased_to", "lease_expires_at"]
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ["item", "label", "annotator", "cost", "created_at"]
+    list_filter = ["item__project"]
+    readonly_fields = ["item", "annotator", "cost"]
+
+
+@admin.register(Round)
+class RoundAdmin(admin.ModelAdmin):
+    list_display = ["project", "number", "status", "strategy", "labeled_count", "queued_count", "accuracy", "seconds"]
+    list_filter = ["project", "status"]
+    exclude = ["model"]
+
+
+admin.site.register(Assignment)

@@ -1,0 +1,156 @@
+from rest_framework import serializers
+
+from annotation.models import ACQUISITION_CHOICES, Item, Membership, Project, Round
+
+MAX_LABELS = 50
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know, naming them (a typo must not pass silently)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            read_only = sorted(k for k in data if k in self.fields and self.fields[k].read_only)
+            errors = {k: ["Unknown field."] for k in unknown}
+            errors.update({k: ["This field is read-only."] for k in read_only})
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+def validate_labels(value: list[str]) -> list[str]:
+    if not value:
+        raise serializers.ValidationError("Give at least one label.")
+    if len(value) > MAX_LABELS:
+        raise serializers.ValidationError(f"At most {MAX_LABELS} labels.")
+    if len(set(value)) != len(value):
+        raise serializers.ValidationError("Labels must be distinct.")
+    return value
+
+
+class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=200, allow_blank=False), validators=[validate_labels]
+    )
+    budget = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
+    acquisition = serializers.ChoiceField(choices=ACQUISITION_CHOICES, default="vote_entropy")
+    batch_size = serializers.IntegerField(min_value=1, max_value=10_000, default=20)
+    ensemble_size = serializers.IntegerField(min_value=1, max_value=32, default=5)
+    lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, default=600)
+    queue_low_water = serializers.IntegerField(
+        min_value=0, max_value=10_000, allow_null=True, required=False
+    )
+    remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
+    item_count = serializers.IntegerField(read_only=True, default=0)
+    labeled_count = serializers.IntegerField(read_only=True, default=0)
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "labels",
+            "kind",
+            "budget",
+            "spent",
+            "reserved",
+            "remaining",
+            "acquisition",
+            "batch_size",
+            "ensemble_size",
+            "queue_low_water",
+            "lease_seconds",
+            "item_count",
+            "labeled_count",
+            "round",
+            "created_at",
+        ]
+        read_only_fields = ["id", "kind", "spent", "reserved", "round", "created_at"]
+
+
+class ItemOutSerializer(serializers.ModelSerializer):
+    round = serializers.IntegerField(source="queued_round", read_only=True)
+
+    class Meta:
+        model = Item
+        fields = [
+            "id",
+            "external_id",
+            "text",
+            "image",
+            "features",
+            "meta",
+            "cost",
+            "group",
+            "status",
+            "round",
+            "acquisition",
+            "score",
+        ]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for field in ("text", "image", "features"):
+            if data[field] in ("", None):
+                data.pop(field)
+        return data
+
+
+def item_public(item: Item) -> dict:
+    """What an annotator sees of an item: content and meta, nothing of its score."""
+    data = {"id": item.id, "external_id": item.external_id, "meta": item.meta}
+    if item.features is not None:
+        data["features"] = item.features
+    elif item.image:
+        data["image"] = item.image
+    else:
+        data["text"] = item.text
+    return data
+
+
+class AnnotationInSerializer(StrictSerializer):
+    item = serializers.IntegerField(min_value=1)
+    label = serializers.CharField(max_length=200)
+    next = serializers.BooleanField(
+        default=False, help_text="Also lease the next item and return it as `next`."
+    )
+
+
+class SkipInSerializer(StrictSerializer):
+    item = serializers.IntegerField(min_value=1)
+
+
+class MembershipInSerializer(StrictSerializer):
+    username = serializers.CharField(max_length=150)
+    role = serializers.ChoiceField(choices=Membership.Role.choices)
+
+
+class MembershipOutSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role"]
+
+
+class RoundSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Round
+        fields = [
+            "number",
+            "status",
+            "strategy",
+            "cold_start",
+            "labeled_count",
+            "budget_spent",
+            "pool_size",
+            "shard_count",
+            "queued_count",
+            "queued_cost",
+            "accuracy",
+            "started_at",
+            "finished_at",
+            "seconds",
+            "error",
+        ]

@@ -1,0 +1,20 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotation.api import views
+from annotation.api.auth import TokenView
+
+urlpatterns = [
+    path("auth/token/", TokenView.as_view(), name="api-token"),
+    path("projects/", views.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<int:pk>/", views.ProjectDetailView.as_view(), name="api-project"),
+    path("projects/<int:pk>/items/", views.ItemsView.as_view(), name="api-items"),
+    path("projects/<int:pk>/next/", views.NextView.as_view(), name="api-next"),
+    path("projects/<int:pk>/annotations/", views.AnnotationsView.as_view(), name="api-annotations"),
+    path("projects/<int:pk>/skip/", views.SkipView.as_view(), name="api-skip"),
+    path("projects/<int:pk>/members/", views.MembersView.as_view(), name="api-members"),
+    path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
+    path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+]

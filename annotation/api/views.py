@@ -1,0 +1,318 @@
+"""REST API. Each view validates, calls one service or selector, and serializes."""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+
+from django.db.models import Count, Q
+from django.http import Http404, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotation.api.serializers import (
+    AnnotationInSerializer,
+    ItemOutSerializer,
+    MembershipInSerializer,
+    MembershipOutSerializer,
+    ProjectSerializer,
+    RoundSerializer,
+    SkipInSerializer,
+    item_public,
+)
+from annotation.models import Item, Membership, Project
+from annotation.selectors.items import item_list, labeled_records
+from annotation.selectors.projects import project_list_for, project_role_for
+from annotation.selectors.rounds import round_list
+from annotation.services.annotations import annotation_submit
+from annotation.services.items import item_next_for, item_skip, items_import, parse_upload
+from annotation.services.projects import membership_set, project_create, project_update
+
+MANAGER = Membership.Role.MANAGER
+
+
+def project_for(request, pk: int, *, manager: bool = False) -> Project:
+    """The project if the caller may see it: outsiders get 404 (its existence stays
+    hidden), annotators get 403 where a manager is needed."""
+    project = get_object_or_404(Project, pk=pk)
+    role = project_role_for(project=project, user=request.user)
+    if role is None:
+        raise Http404("No such project.")
+    if manager and role != MANAGER:
+        raise PermissionDenied("Only the project's managers may do this.")
+    return project
+
+
+def _with_counts(project: Project) -> Project:
+    counts = Item.objects.filter(project=project).aggregate(
+        item_count=Count("id"), labeled_count=Count("id", filter=Q(status=Item.Status.LABELED))
+    )
+    project.item_count = counts["item_count"]
+    project.labeled_count = counts["labeled_count"]
+    return project
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=ProjectSerializer(many=True))
+    def get(self, request):
+        projects = project_list_for(user=request.user)
+        return Response(ProjectSerializer(projects, many=True).data)
+
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer})
+    def post(self, request):
+        if not (request.user.is_staff or request.user.has_perm("annotation.add_project")):
+            raise PermissionDenied("Only staff (or users allowed to add projects) may do this.")
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = project_create(creator=request.user, **serializer.validated_data)
+        return Response(ProjectSerializer(_with_counts(project)).data, status=201)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses=ProjectSerializer)
+    def get(self, request, pk: int):
+        project = project_for(request, pk)
+        return Response(ProjectSerializer(_with_counts(project)).data)
+
+    @extend_schema(request=ProjectSerializer, responses=ProjectSerializer)
+    def patch(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        serializer = ProjectSerializer(project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        project = project_update(project=project, **serializer.validated_data)
+        return Response(ProjectSerializer(_with_counts(project)).data)
+
+
+class ItemsView(APIView):
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status", str, enum=[c for c, _ in Item.Status.choices], required=False
+            )
+        ],
+        responses=ItemOutSerializer(many=True),
+    )
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        wanted = request.query_params.get("status")
+        if wanted and wanted not in Item.Status.values:
+            raise ValidationError(
+                {"status": [f"Must be one of: {', '.join(Item.Status.values)}."]}
+            )
+        items = item_list(project=project, status=wanted)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(items, request, view=self)
+        return paginator.get_paginated_response(ItemOutSerializer(page, many=True).data)
+
+    @extend_schema(
+        request={"application/json": {"type": "array", "items": {"type": "object"}}},
+        responses={201: inline_serializer("ImportResult", {"created": serializers.IntegerField()})},
+    )
+    def post(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        upload = request.FILES.get("file") if hasattr(request, "FILES") else None
+        if upload is not None:
+            rows = parse_upload(
+                name=upload.name, content_type=upload.content_type or "", data=upload.read()
+            )
+        elif isinstance(request.data, list):
+            rows = request.data
+        else:
+            raise ValidationError(
+                {"items": ["Send a JSON list of items, or a multipart 'file' (JSONL or CSV)."]}
+            )
+        created = items_import(project=project, rows=rows)
+        return Response({"created": created}, status=201)
+
+
+NextOut = inline_serializer(
+    "NextTask",
+    {
+        "item": serializers.DictField(allow_null=True),
+        "state": serializers.ChoiceField(["ok", "waiting", "budget_exhausted", "pool_exhausted"]),
+        "spent": serializers.FloatField(),
+        "budget": serializers.FloatField(),
+    },
+)
+
+
+def next_answer(project: Project, user) -> dict:
+    item, state = item_next_for(project=project, user=user)
+    return {
+        "item": item_public(item) if item is not None else None,
+        "state": state,
+        "spent": float(project.spent),
+        "budget": float(project.budget),
+    }
+
+
+class NextView(APIView):
+    @extend_schema(request=None, responses=NextOut)
+    def post(self, request, pk: int):
+        project = project_for(request, pk)
+        return Response(next_answer(project, request.user))
+
+
+class AnnotationsView(APIView):
+    @extend_schema(
+        request=AnnotationInSerializer,
+        responses={
+            201: inline_serializer(
+                "AnnotationOut",
+                {
+                    "id": serializers.IntegerField(),
+                    "item": serializers.IntegerField(),
+                    "label": serializers.CharField(),
+                    "spent": serializers.FloatField(),
+                    "budget": serializers.FloatField(),
+                },
+            )
+        },
+    )
+    def post(self, request, pk: int):
+        project = project_for(request, pk)
+        data = AnnotationInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation, created = annotation_submit(
+            project=project,
+            user=request.user,
+            item_id=data.validated_data["item"],
+            label=data.validated_data["label"],
+        )
+        project.refresh_from_db(fields=["spent", "budget"])
+        body = {
+            "id": annotation.id,
+            "item": annotation.item_id,
+            "label": annotation.label,
+            "spent": float(project.spent),
+            "budget": float(project.budget),
+        }
+        if data.validated_data["next"]:
+            body["next"] = next_answer(project, request.user)
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipView(APIView):
+    @extend_schema(request=SkipInSerializer, responses={200: ItemOutSerializer})
+    def post(self, request, pk: int):
+        project = project_for(request, pk)
+        data = SkipInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        item = item_skip(project=project, user=request.user, item_id=data.validated_data["item"])
+        return Response({"item": item.id, "status": item.status})
+
+
+class MembersView(APIView):
+    @extend_schema(responses=MembershipOutSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        members = project.memberships.select_related("user").order_by("user__username")
+        return Response(MembershipOutSerializer(members, many=True).data)
+
+    @extend_schema(request=MembershipInSerializer, responses={201: MembershipOutSerializer})
+    def post(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        data = MembershipInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = membership_set(project=project, **data.validated_data)
+        return Response(MembershipOutSerializer(membership).data, status=201)
+
+
+class RoundsView(APIView):
+    @extend_schema(responses=RoundSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk)
+        return Response(RoundSerializer(round_list(project=project), many=True).data)
+
+
+# --- export -------------------------------------------------------------------------------
+
+EXPORT_FORMATS = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "json": "application/json",
+}
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    value = str(value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def stream_jsonl(records: Iterator[dict]) -> Iterator[str]:
+    for record in records:
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def stream_json(records: Iterator[dict]) -> Iterator[str]:
+    yield "["
+    first = True
+    for record in records:
+        yield ("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False)
+        first = False
+    yield "\n]\n"
+
+
+def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
+    columns = [
+        "id",
+        "external_id",
+        content,
+        "meta",
+        "label",
+        "annotator",
+        "labeled_at",
+        "round",
+        "acquisition",
+        "score",
+        "cost",
+        "group",
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([csv_safe(record[c]) for c in columns])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+class ExportView(APIView):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=False)],
+        responses={(200, "application/x-ndjson"): {"type": "string"}},
+    )
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        fmt = request.query_params.get("format", "jsonl")
+        if fmt not in EXPORT_FORMATS:
+            raise ValidationError({"format": [f"Must be one of: {', '.join(EXPORT_FORMATS)}."]})
+        records = labeled_records(project=project)
+        if fmt == "jsonl":
+            body = stream_jsonl(records)
+        elif fmt == "json":
+            body = stream_json(records)
+        else:
+            body = stream_csv(records, project.kind or "text")
+        response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{fmt}"'
+        return response

@@ -1,0 +1,296 @@
+"""State of the annotation server: the only source of truth for items, labels and budget.
+
+Budget figures are stored on the project (and on each budget group) and changed only by
+conditional UPDATEs in annotation.services.budgets; the CHECK constraints below make the
+database itself refuse any write that would break `spent + reserved <= budget`.
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import F, Q
+
+# The names of sampler.acquisition.ACQUISITIONS; kept here so the web process does not have
+# to import PyTorch (tests/annotation/test_models.py checks the two lists agree).
+ACQUISITION_CHOICES = [
+    ("vote_entropy", "Vote entropy (ensemble)"),
+    ("consensus_entropy", "Consensus entropy (ensemble)"),
+    ("max_disagreement", "KL max disagreement (ensemble)"),
+    ("bald", "BALD (ensemble)"),
+    ("cal", "CAL: contrastive with labeled neighbours"),
+    ("lftl", "LFTL: contrastive with the previous round's model"),
+    ("entropy", "Entropy (single model)"),
+    ("margin", "Margin (single model)"),
+    ("least_confidence", "Least confidence (single model)"),
+    ("random", "Random"),
+]
+
+MONEY = {"max_digits": 14, "decimal_places": 2}
+
+
+class Project(models.Model):
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        IMAGE = "image"
+        FEATURES = "features"
+
+    name = models.CharField(max_length=200)
+    labels = models.JSONField(help_text="The label set: a list of distinct names.")
+    kind = models.CharField(
+        max_length=10, choices=Kind.choices, blank=True, help_text="Set by the first import."
+    )
+    budget = models.DecimalField(**MONEY, validators=[MinValueValidator(0)])
+    spent = models.DecimalField(**MONEY, default=Decimal(0))
+    reserved = models.DecimalField(**MONEY, default=Decimal(0))
+    acquisition = models.CharField(
+        max_length=32, choices=ACQUISITION_CHOICES, default="vote_entropy"
+    )
+    batch_size = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    ensemble_size = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    queue_low_water = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Start the next round when fewer free items are queued (default: half a batch).",
+    )
+    lease_seconds = models.PositiveIntegerField(
+        default=600, help_text="How long an assigned item stays with its annotator."
+    )
+    round = models.PositiveIntegerField(default=0, help_text="Number of the latest round.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(spent__gte=0), name="project_spent_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(reserved__gte=0), name="project_reserved_nonnegative"
+            ),
+            models.CheckConstraint(
+                condition=Q(budget__gte=F("spent") + F("reserved")),
+                name="project_within_budget",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.spent - self.reserved
+
+    @property
+    def low_water(self) -> int:
+        if self.queue_low_water is not None:
+            return self.queue_low_water
+        return max(1, self.batch_size // 2)
+
+
+class BudgetGroup(models.Model):
+    """A share of the project budget reserved for the items whose `group` has this name."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="budget_groups")
+    name = models.CharField(max_length=100)
+    budget = models.DecimalField(**MONEY, validators=[MinValueValidator(0)])
+    spent = models.DecimalField(**MONEY, default=Decimal(0))
+    reserved = models.DecimalField(**MONEY, default=Decimal(0))
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="budget_group_unique_name"),
+            models.CheckConstraint(condition=Q(spent__gte=0), name="group_spent_nonnegative"),
+            models.CheckConstraint(condition=Q(reserved__gte=0), name="group_reserved_nonnegative"),
+            models.CheckConstraint(
+                condition=Q(budget__gte=F("spent") + F("reserved")), name="group_within_budget"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.name}"
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.budget - self.spent - self.reserved
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        ANNOTATOR = "annotator"
+        MANAGER = "manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+
+class Item(models.Model):
+    class Status(models.TextChoices):
+        UNLABELED = "unlabeled"
+        QUEUED = "queued"
+        LABELED = "labeled"
+        SKIPPED = "skipped"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    external_id = models.CharField(max_length=255, null=True, blank=True)
+    text = models.TextField(blank=True)
+    image = models.TextField(blank=True, help_text="A data URI.")
+    features = models.JSONField(null=True, blank=True, help_text="A given feature vector.")
+    meta = models.JSONField(default=dict, blank=True)
+    cost = models.DecimalField(**MONEY, default=Decimal(1))
+    group = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNLABELED)
+    # float32 bytes of the featurized vector; null until the featurize task has run.
+    vector = models.BinaryField(null=True, blank=True, editable=False)
+    # Set when a round queues the item: which round, with which function, at which score.
+    queued_round = models.PositiveIntegerField(null=True, blank=True)
+    acquisition = models.CharField(max_length=32, blank=True)
+    score = models.FloatField(null=True, blank=True)
+    # Position in its round's batch (0 = the round's best pick): the queue is served by
+    # (queued_round, queue_rank), oldest round first, so reserved budget drains in order.
+    queue_rank = models.PositiveIntegerField(null=True, blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    # The lease: who holds the item and until when. Changed only under SELECT ... FOR UPDATE.
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="item_unique_external_id",
+            ),
+            models.CheckConstraint(condition=Q(cost__gt=0), name="item_cost_positive"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "status", "queued_round", "queue_rank"], name="item_queue_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"item {self.pk}"
+
+
+class Assignment(models.Model):
+    """One hand-out of an item to an annotator: the lease history.
+
+    The partial unique constraint makes the database refuse a second active assignment of
+    the same item, whatever the code above it does.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["item"],
+                condition=Q(status="active"),
+                name="assignment_one_active_per_item",
+            )
+        ]
+
+
+class Annotation(models.Model):
+    item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="annotation")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations"
+    )
+    label = models.CharField(max_length=200)
+    cost = models.DecimalField(**MONEY)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Round(models.Model):
+    """One acquisition round: train (or cold-start), score the pool in shards, queue a batch."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    strategy = models.CharField(max_length=32)
+    cold_start = models.BooleanField(default=False)
+    labeled_count = models.PositiveIntegerField(default=0)
+    budget_spent = models.DecimalField(**MONEY, default=Decimal(0))
+    queued_count = models.PositiveIntegerField(default=0)
+    queued_cost = models.DecimalField(**MONEY, default=Decimal(0))
+    accuracy = models.FloatField(
+        null=True, blank=True, help_text="Out-of-bag accuracy of the ensemble on the labeled set."
+    )
+    shard_count = models.PositiveIntegerField(default=0)
+    pool_size = models.PositiveIntegerField(default=0)
+    # The trained ensemble (sampler.ensemble.MLPEnsemble.to_bytes), read by the shard tasks
+    # and by the next round's `lftl`.
+    model = models.BinaryField(null=True, blank=True, editable=False)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["project", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="round_unique_number"),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(status="running"),
+                name="round_one_running_per_project",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} round {self.number}"
+
+
+class RoundShard(models.Model):
+    """The result of scoring one slice of the pool (ids in [start_id, stop_id))."""
+
+    round = models.ForeignKey(Round, on_delete=models.CASCADE, related_name="shards")
+    index = models.PositiveIntegerField()
+    start_id = models.BigIntegerField()
+    stop_id = models.BigIntegerField()
+    scored = models.PositiveIntegerField(default=0)
+    candidates = models.JSONField(null=True, blank=True, help_text="[[item id, score, cost], ...]")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["round", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "index"], name="shard_unique_index")
+        ]

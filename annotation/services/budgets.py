@@ -1,0 +1,123 @@
+"""Budget rules: `spent + reserved <= budget` for the project and for every budget group.
+
+An item's cost is reserved when a round queues it, moved from reserved to spent when it is
+labeled, and released when it is skipped or dropped from the queue. Every change is a
+conditional UPDATE, and the CHECK constraints on Project and BudgetGroup make the database
+refuse any write that would overspend, so no interleaving of requests can break the rule.
+"""
+
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from annotation.errors import Conflict, ValidationFailed
+from annotation.models import BudgetGroup, Item, Project
+
+
+def _group_qs(*, project_id: int, group: str):
+    return BudgetGroup.objects.filter(project_id=project_id, name=group)
+
+
+def budget_spend_reserved(*, project_id: int, cost: Decimal, group: str) -> None:
+    """Move `cost` from reserved to spent. Call inside the transaction that labels the item."""
+    updated = Project.objects.filter(pk=project_id, reserved__gte=cost).update(
+        reserved=F("reserved") - cost, spent=F("spent") + cost
+    )
+    if updated != 1:
+        raise Conflict("The item's cost is not reserved in the project budget.", code="budget")
+    if group:
+        _group_qs(project_id=project_id, group=group).filter(reserved__gte=cost).update(
+            reserved=F("reserved") - cost, spent=F("spent") + cost
+        )
+
+
+def budget_release(*, project_id: int, cost: Decimal, group: str) -> None:
+    """Give back a reservation (skip, or an item dropped from the queue)."""
+    Project.objects.filter(pk=project_id, reserved__gte=cost).update(reserved=F("reserved") - cost)
+    if group:
+        _group_qs(project_id=project_id, group=group).filter(reserved__gte=cost).update(
+            reserved=F("reserved") - cost
+        )
+
+
+def budget_spend_unreserved(*, project_id: int, cost: Decimal, group: str) -> None:
+    """Spend `cost` that was not reserved (a late label), only if it fits; else 409."""
+    updated = Project.objects.filter(
+        pk=project_id, budget__gte=F("spent") + F("reserved") + cost
+    ).update(spent=F("spent") + cost)
+    if updated != 1:
+        raise Conflict("The budget is exhausted: this label would exceed it.", code="budget")
+    if group:
+        groups = _group_qs(project_id=project_id, group=group)
+        if groups.exists():
+            fits = groups.filter(budget__gte=F("spent") + F("reserved") + cost).update(
+                spent=F("spent") + cost
+            )
+            if fits != 1:
+                raise Conflict(
+                    f"The budget of group {group!r} is exhausted: this label would exceed it.",
+                    code="budget",
+                )
+
+
+def budget_set(*, project: Project, budget: Decimal) -> Project:
+    """Change the project budget.
+
+    Raising it takes effect at once. Lowering it below `spent` is refused; lowering it below
+    `spent + reserved` drops queued, unleased items (the last-ranked first) until the
+    reservations fit again. Holds the project row lock for the whole change.
+    """
+    if budget < 0:
+        raise ValidationFailed("The budget cannot be negative.", field="budget")
+    with transaction.atomic():
+        locked = Project.objects.select_for_update().get(pk=project.pk)
+        if budget < locked.spent:
+            raise ValidationFailed(
+                f"The budget cannot be lower than what is already spent ({locked.spent}).",
+                field="budget",
+            )
+        if locked.spent + locked.reserved > budget:
+            _drop_queued(project=locked, target=budget)
+            locked.refresh_from_db()
+        if locked.spent + locked.reserved > budget:
+            raise Conflict(
+                "The budget cannot be lowered that far now: items reserved under it are being "
+                "labeled. Try again once they are done.",
+                field="budget",
+            )
+        Project.objects.filter(pk=locked.pk).update(budget=budget)
+        locked.refresh_from_db()
+    return locked
+
+
+def _drop_queued(*, project: Project, target: Decimal) -> None:
+    """Unqueue free items, last in queue order first, until spent + reserved <= target."""
+    excess = project.spent + project.reserved - target
+    free = (
+        Item.objects.select_for_update(skip_locked=True)
+        .filter(project=project, status=Item.Status.QUEUED)
+        .exclude(lease_expires_at__gt=timezone.now())
+        .order_by("-queued_round", "-queue_rank")
+    )
+    for item in free.iterator(chunk_size=200):
+        if excess <= 0:
+            break
+        item_unqueue(item=item)
+        excess -= item.cost
+
+
+def item_unqueue(*, item: Item) -> None:
+    """Put a queued item (row locked by the caller) back in the pool and free its cost."""
+    Item.objects.filter(pk=item.pk, status=Item.Status.QUEUED).update(
+        status=Item.Status.UNLABELED,
+        queued_round=None,
+        queue_rank=None,
+        score=None,
+        acquisition="",
+        queued_at=None,
+        leased_to=None,
+        lease_expires_at=None,
+    )
+    budget_release(project_id=item.project_id, cost=item.cost, group=item.group)

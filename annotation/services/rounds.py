@@ -1,0 +1,402 @@
+"""Acquisition rounds: the only place that turns rows into arrays for `sampler` and back.
+
+A round is: cold start (diverse picks) while there are too few labels, otherwise train an
+ensemble on the labeled rows, score the unlabeled pool in shards (one Celery task each),
+merge the shards' best candidates, select a batch within the remaining budget and queue it,
+reserving its cost. All state lives in the database (Round, RoundShard), so every step is
+idempotent: a task that runs twice, or after its worker died, finds the work done or redoes
+the same work.
+
+`sampler` (PyTorch) is imported inside the functions that need it, so the web process,
+which only starts rounds, never loads PyTorch.
+"""
+
+import logging
+from decimal import Decimal
+
+import numpy as np
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from annotation.models import BudgetGroup, Item, Project, Round, RoundShard
+
+logger = logging.getLogger(__name__)
+
+DIVERSITY_POOL = 5  # candidates kept per shard, in batches: the reduce step picks among them
+COLD_START_CANDIDATES = 20_000
+
+
+def cold_start_threshold(project: Project) -> int:
+    """Labels needed before an ensemble is trained: two per class, at least one batch."""
+    return max(2 * len(project.labels), project.batch_size)
+
+
+def _pool(project_id: int):
+    """Items a round may pick: unlabeled, featurized."""
+    return Item.objects.filter(
+        project_id=project_id, status=Item.Status.UNLABELED, vector__isnull=False
+    )
+
+
+def _free_queue_at_least(project: Project, n: int) -> bool:
+    now = timezone.now()
+    free = Item.objects.filter(project=project, status=Item.Status.QUEUED).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+    )
+    return free.values("id")[:n].count() >= n
+
+
+def round_maybe_start(*, project_id: int) -> Round | None:
+    """Start a round if the free queue is under the low-water mark and none is running.
+
+    Cheap when nothing is to be done (one bounded COUNT); otherwise takes the project row
+    lock, so two callers cannot both start a round (the partial unique constraint on
+    Round backs this up). The round task is enqueued after the commit.
+    """
+    project = Project.objects.get(pk=project_id)
+    if _free_queue_at_least(project, project.low_water):
+        return None
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project_id)
+        running = Round.objects.filter(project=project, status=Round.Status.RUNNING).first()
+        if running is not None:
+            stale = timezone.now() - running.started_at
+            if stale.total_seconds() < settings.ANNOTATION_ROUND_STALE_SECONDS:
+                return None
+            running.status = Round.Status.FAILED
+            running.error = "Timed out: no progress within ANNOTATION_ROUND_STALE_SECONDS."
+            running.finished_at = timezone.now()
+            running.save(update_fields=["status", "error", "finished_at"])
+        if project.remaining <= 0 or not _pool(project_id).exists():
+            return None
+        last = Round.objects.filter(project=project).order_by("-number").first()
+        if (
+            last is not None
+            and last.status == Round.Status.DONE
+            and last.queued_count == 0
+            and last.budget_spent == project.spent
+            and last.pool_size == _pool(project_id).count()
+        ):
+            return None  # nothing changed since a round found nothing to queue
+        from annotation.services.items import item_affordable_exists
+
+        if not item_affordable_exists(project=project, items=_pool(project_id)):
+            return None
+        number = project.round + 1
+        try:
+            with transaction.atomic():
+                rnd = Round.objects.create(
+                    project=project, number=number, strategy=project.acquisition
+                )
+        except IntegrityError:
+            return None
+        Project.objects.filter(pk=project_id).update(round=number)
+        transaction.on_commit(lambda: _enqueue("round_run_task", rnd.pk))
+    return rnd
+
+
+def _enqueue(task_name: str, *args) -> None:
+    from annotation import tasks
+
+    getattr(tasks, task_name).delay(*args)
+
+
+def _vectors(rows, dim: int | None = None) -> np.ndarray:
+    """Stack float32 vectors stored as bytes into an (n, d) matrix."""
+    if not rows:
+        return np.zeros((0, dim or 0), dtype=np.float32)
+    return np.stack([np.frombuffer(bytes(v), dtype=np.float32) for v in rows])
+
+
+def _labeled(project: Project) -> tuple[np.ndarray, np.ndarray]:
+    rows = list(
+        Item.objects.filter(project=project, status=Item.Status.LABELED, vector__isnull=False)
+        .order_by("id")
+        .values_list("vector", "annotation__label")
+    )
+    index = {name: i for i, name in enumerate(project.labels)}
+    rows = [(v, index[label]) for v, label in rows if label in index]
+    X = _vectors([v for v, _ in rows])
+    y = np.asarray([c for _, c in rows], dtype=np.int64)
+    return X, y
+
+
+def _group_budgets(project: Project) -> tuple[dict[str, int], dict[int, float]]:
+    """Group names -> codes, and the remaining budget of each group that has one."""
+    groups = list(BudgetGroup.objects.filter(project=project))
+    codes = {g.name: i for i, g in enumerate(groups)}
+    return codes, {codes[g.name]: float(g.remaining) for g in groups}
+
+
+def round_run(*, round_id: int) -> None:
+    """Train (or cold-start) and dispatch the shard tasks. Safe to run twice."""
+    from sampler.ensemble import MLPEnsemble
+    from sampler.selection import cold_start
+
+    rnd = Round.objects.select_related("project").get(pk=round_id)
+    if rnd.status != Round.Status.RUNNING:
+        return
+    if rnd.shard_count:
+        _dispatch_pending_shards(rnd)
+        return
+    project = rnd.project
+    X, y = _labeled(project)
+    pool = _pool(project.pk)
+    pool_size = pool.count()
+    rnd.labeled_count = len(y)
+    rnd.budget_spent = project.spent
+    rnd.pool_size = pool_size
+    if pool_size == 0:
+        round_queue(rnd=rnd, picks=[])
+        return
+    if len(y) < cold_start_threshold(project) or len(np.unique(y)) < 2:
+        ids = np.fromiter(pool.values_list("id", flat=True), dtype=np.int64)
+        rng = np.random.default_rng(rnd.number)
+        if len(ids) > COLD_START_CANDIDATES:
+            ids = np.sort(rng.choice(ids, COLD_START_CANDIDATES, replace=False))
+        rows = list(
+            Item.objects.filter(pk__in=ids.tolist())
+            .order_by("id")
+            .values_list("id", "vector", "cost", "group")
+        )
+        codes, group_remaining = _group_budgets(project)
+        picks = cold_start(
+            _vectors([r[1] for r in rows]),
+            np.asarray([float(r[2]) for r in rows]),
+            remaining=float(project.remaining),
+            batch_size=project.batch_size,
+            random_state=rnd.number,
+            groups=np.asarray([codes.get(r[3], -1) for r in rows], dtype=np.int64),
+            group_remaining=group_remaining,
+        )
+        rnd.cold_start = True
+        rnd.strategy = "cold_start"
+        round_queue(rnd=rnd, picks=[(rows[i][0], None) for i in picks])
+        return
+    model = MLPEnsemble(n_members=project.ensemble_size, random_state=rnd.number).fit(
+        X, y, len(project.labels)
+    )
+    rnd.model = model.to_bytes()
+    rnd.accuracy = model.oob_accuracy_
+    bounds = _shard_bounds(pool, settings.ANNOTATION_SHARD_SIZE)
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round_id)
+        if locked.status != Round.Status.RUNNING or locked.shard_count:
+            return
+        RoundShard.objects.bulk_create(
+            [
+                RoundShard(round=rnd, index=i, start_id=lo, stop_id=hi)
+                for i, (lo, hi) in enumerate(bounds)
+            ]
+        )
+        rnd.shard_count = len(bounds)
+        rnd.save(
+            update_fields=[
+                "model",
+                "accuracy",
+                "shard_count",
+                "labeled_count",
+                "budget_spent",
+                "pool_size",
+            ]
+        )
+        transaction.on_commit(lambda: _dispatch_pending_shards(rnd))
+
+
+def _shard_bounds(pool, shard_size: int) -> list[tuple[int, int]]:
+    """Split the pool into id ranges of about `shard_size` items each.
+
+    Reads every shard_size-th id with a window query instead of loading all ids.
+    """
+    ids = pool.order_by("id").values_list("id", flat=True)
+    bounds = []
+    start = ids.first()
+    while start is not None:
+        nxt = ids.filter(id__gte=start)[shard_size : shard_size + 1].first()
+        stop = nxt if nxt is not None else pool.order_by("-id").values_list("id", flat=True)[0] + 1
+        bounds.append((start, stop))
+        start = nxt
+    return bounds
+
+
+def _dispatch_pending_shards(rnd: Round) -> None:
+    from celery import group
+
+    from annotation.tasks import round_score_shard_task
+
+    pending = RoundShard.objects.filter(round=rnd, done_at__isnull=True).values_list(
+        "index", flat=True
+    )
+    group(round_score_shard_task.s(rnd.pk, index) for index in pending).apply_async()
+
+
+def round_score_shard(*, round_id: int, index: int) -> None:
+    """Score one shard of the pool and store its best candidates. Safe to run twice.
+
+    Reads only the shard's rows. The last shard to finish enqueues the reduce step: the
+    round row lock serializes the finishing shards so exactly one of them sees all done.
+    """
+    from sampler.ensemble import MLPEnsemble
+    from sampler.pool import score_shard, shard_candidates
+
+    shard = RoundShard.objects.select_related("round__project").get(round_id=round_id, index=index)
+    rnd = shard.round
+    if shard.done_at is not None or rnd.status != Round.Status.RUNNING:
+        return
+    project = rnd.project
+    rows = list(
+        _pool(project.pk)
+        .filter(id__gte=shard.start_id, id__lt=shard.stop_id)
+        .order_by("id")
+        .values_list("id", "vector", "cost")
+    )
+    candidates: list = []
+    if rows:
+        ids = np.asarray([r[0] for r in rows], dtype=np.int64)
+        X = _vectors([r[1] for r in rows])
+        costs = np.asarray([float(r[2]) for r in rows])
+        model = MLPEnsemble.from_bytes(bytes(rnd.model))
+        extra = {}
+        if rnd.strategy == "cal":
+            extra["labeled_X"] = _labeled(project)[0]
+        if rnd.strategy == "lftl":
+            previous = (
+                Round.objects.filter(project=project, number__lt=rnd.number, model__isnull=False)
+                .order_by("-number")
+                .values_list("model", flat=True)
+                .first()
+            )
+            if previous is not None:
+                extra["previous_model"] = MLPEnsemble.from_bytes(bytes(previous))
+        scores = score_shard(model, X, rnd.strategy, ids=ids, random_state=rnd.number, **extra)
+        candidates = shard_candidates(ids, scores, costs, project.batch_size * DIVERSITY_POOL)
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=round_id)
+        updated = RoundShard.objects.filter(pk=shard.pk, done_at__isnull=True).update(
+            candidates=candidates, scored=len(rows), done_at=timezone.now()
+        )
+        if updated and locked.status == Round.Status.RUNNING:
+            if not RoundShard.objects.filter(round_id=round_id, done_at__isnull=True).exists():
+                transaction.on_commit(lambda: _enqueue("round_reduce_task", round_id))
+
+
+def round_reduce(*, round_id: int) -> None:
+    """Merge the shards' candidates, select a diverse batch within budget, queue it."""
+    from sampler.pool import merge_candidates
+    from sampler.selection import select_under_budget
+
+    rnd = Round.objects.select_related("project").get(pk=round_id)
+    if rnd.status != Round.Status.RUNNING:
+        return
+    project = rnd.project
+    shards = list(RoundShard.objects.filter(round=rnd).values_list("candidates", "done_at"))
+    if any(done is None for _, done in shards):
+        return
+    merged = merge_candidates(
+        (c or [] for c, _ in shards), project.batch_size * DIVERSITY_POOL
+    )
+    ids = [int(c[0]) for c in merged]
+    scores = {int(c[0]): float(c[1]) for c in merged}
+    rows = {
+        r[0]: r
+        for r in Item.objects.filter(pk__in=ids, status=Item.Status.UNLABELED).values_list(
+            "id", "vector", "cost", "group"
+        )
+    }
+    ids = [i for i in ids if i in rows]
+    picks: list = []
+    if ids:
+        codes, group_remaining = _group_budgets(project)
+        order = select_under_budget(
+            np.asarray([scores[i] for i in ids]),
+            np.asarray([float(rows[i][2]) for i in ids]),
+            remaining=float(project.remaining),
+            batch_size=project.batch_size,
+            features=_vectors([rows[i][1] for i in ids]),
+            groups=np.asarray([codes.get(rows[i][3], -1) for i in ids], dtype=np.int64),
+            group_remaining=group_remaining,
+        )
+        picks = [(ids[j], scores[ids[j]]) for j in order]
+    round_queue(rnd=rnd, picks=picks)
+
+
+def round_queue(*, rnd: Round, picks: list[tuple[int, float | None]]) -> None:
+    """Queue the picked items in order and reserve their cost, then close the round.
+
+    Holds the project (and group) row locks: the budget check here is the authoritative
+    one; an item that no longer fits, or is no longer unlabeled, is left out.
+    """
+    with transaction.atomic():
+        locked = Round.objects.select_for_update().get(pk=rnd.pk)
+        if locked.status != Round.Status.RUNNING:
+            return
+        project = Project.objects.select_for_update().get(pk=rnd.project_id)
+        groups = {g.name: g for g in BudgetGroup.objects.select_for_update().filter(project=project)}
+        group_left = {name: g.remaining for name, g in groups.items()}
+        left = project.remaining
+        items = Item.objects.select_for_update().in_bulk([item_id for item_id, _ in picks])
+        now = timezone.now()
+        chosen: list[Item] = []
+        total = Decimal(0)
+        group_totals: dict[str, Decimal] = {}
+        for item_id, score in picks:
+            item = items.get(item_id)
+            if item is None or item.status != Item.Status.UNLABELED:
+                continue
+            if item.cost > left or (item.group in groups and item.cost > group_left[item.group]):
+                continue
+            left -= item.cost
+            total += item.cost
+            if item.group in groups:
+                group_left[item.group] -= item.cost
+                group_totals[item.group] = group_totals.get(item.group, Decimal(0)) + item.cost
+            item.status = Item.Status.QUEUED
+            item.queued_round = rnd.number
+            item.queue_rank = len(chosen)
+            item.score = score
+            item.acquisition = rnd.strategy
+            item.queued_at = now
+            chosen.append(item)
+        Item.objects.bulk_update(
+            chosen, ["status", "queued_round", "queue_rank", "score", "acquisition", "queued_at"]
+        )
+        if total:
+            Project.objects.filter(pk=project.pk).update(reserved=F("reserved") + total)
+            for name, amount in group_totals.items():
+                BudgetGroup.objects.filter(pk=groups[name].pk).update(
+                    reserved=F("reserved") + amount
+                )
+        rnd.status = Round.Status.DONE
+        rnd.queued_count = len(chosen)
+        rnd.queued_cost = total
+        rnd.finished_at = timezone.now()
+        rnd.seconds = (rnd.finished_at - locked.started_at).total_seconds()
+        rnd.save(
+            update_fields=[
+                "status",
+                "strategy",
+                "cold_start",
+                "labeled_count",
+                "budget_spent",
+                "pool_size",
+                "queued_count",
+                "queued_cost",
+                "finished_at",
+                "seconds",
+            ]
+        )
+    logger.info(
+        "round %s of project %s queued %d items (cost %s)",
+        rnd.number,
+        rnd.project_id,
+        len(chosen),
+        total,
+    )
+
+
+def round_fail(*, round_id: int, error: str) -> None:
+    Round.objects.filter(pk=round_id, status=Round.Status.RUNNING).update(
+        status=Round.Status.FAILED, error=error[:5000], finished_at=timezone.now()
+    )

@@ -1,0 +1,59 @@
+"""Celery tasks: thin, idempotent, by id. Each loads by id and calls one service.
+
+acks_late and reject_on_worker_lost are on in settings: a task whose worker dies is run
+again; the services guard on database state, so a second run does no double work. Only
+transient database errors are retried; a bug fails the round with its error recorded.
+"""
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from annotation.services import items, rounds
+
+logger = logging.getLogger(__name__)
+TRANSIENT = (OperationalError, InterfaceError)
+RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "max_retries": 5}
+
+
+@shared_task(**RETRY)
+def items_featurize_task(project_id: int) -> int:
+    done = items.items_featurize(project_id=project_id)
+    rounds.round_maybe_start(project_id=project_id)
+    return done
+
+
+def _failing_round(round_id: int, exc: Exception) -> None:
+    logger.exception("round %s failed", round_id)
+    rounds.round_fail(round_id=round_id, error=f"{type(exc).__name__}: {exc}")
+
+
+@shared_task(**RETRY)
+def round_run_task(round_id: int) -> None:
+    try:
+        rounds.round_run(round_id=round_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        _failing_round(round_id, exc)
+
+
+@shared_task(**RETRY)
+def round_score_shard_task(round_id: int, index: int) -> None:
+    try:
+        rounds.round_score_shard(round_id=round_id, index=index)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        _failing_round(round_id, exc)
+
+
+@shared_task(**RETRY)
+def round_reduce_task(round_id: int) -> None:
+    try:
+        rounds.round_reduce(round_id=round_id)
+    except TRANSIENT:
+        raise
+    except Exception as exc:
+        _failing_round(round_id, exc)

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from annotation import views
+
+urlpatterns = [
+    path("", views.project_list, name="home"),
+    path("projects/<int:pk>/", views.project_dashboard, name="dashboard"),
+    path("projects/<int:pk>/label/", views.label_page, name="label"),
+]

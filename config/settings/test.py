@@ -1,0 +1,14 @@
+"""Test settings: the environment's services (see Makefile `test`), fast password hashing."""
+
+import os
+
+from config.settings import *  # noqa: F403
+from config.settings import VAR_DIR
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Each test session talks to its own queue, so a worker left over from a dev session
+# never takes the tests' tasks (and the reverse).
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "annotation-tests")
+ANNOTATION_SHARD_SIZE = int(os.environ.get("ANNOTATION_SHARD_SIZE", "200"))
+STATIC_ROOT = VAR_DIR / "static-test"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

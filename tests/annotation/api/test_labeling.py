@@ -1,0 +1,207 @@
+import threading
+
+import pytest
+from django.db import connection
+
+from annotation.models import Annotation, Assignment, Item
+from tests.conftest import api_client
+from tests.factories import ItemFactory, MembershipFactory, queue
+
+pytestmark = pytest.mark.django_db
+
+
+def next_for(user, project):
+    return api_client(user).post(f"/api/projects/{project.id}/next/")
+
+
+def label(user, project, item_id, name="cat"):
+    return api_client(user).post(
+        f"/api/projects/{project.id}/annotations/", {"item": item_id, "label": name}, format="json"
+    )
+
+
+def test_next_hands_out_the_best_queued_item(project, annotator):
+    items = ItemFactory.create_batch(3, project=project)
+    queue(project, [items[2], items[0], items[1]])
+    body = next_for(annotator, project).json()
+    assert body["state"] == "ok"
+    assert body["item"]["id"] == items[2].id
+    assert body["item"]["text"] == items[2].text
+    assert set(body["item"]) == {"id", "external_id", "text", "meta"}
+
+
+def test_next_twice_returns_the_item_already_held(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    first = next_for(annotator, project).json()["item"]["id"]
+    assert next_for(annotator, project).json()["item"]["id"] == first
+
+
+def test_two_annotators_get_different_items(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(2, project=project))
+    assert (
+        next_for(annotator, project).json()["item"]["id"]
+        != next_for(other, project).json()["item"]["id"]
+    )
+
+
+def test_label_spends_the_reserved_cost(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    response = label(annotator, project, item_id)
+    assert response.status_code == 201
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (1, 1)
+    assert Item.objects.get(pk=item_id).status == "labeled"
+    assert Assignment.objects.get(item_id=item_id).status == "submitted"
+
+
+def test_same_label_twice_is_idempotent(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    assert label(annotator, project, item_id).status_code == 201
+    assert label(annotator, project, item_id).status_code == 200
+    project.refresh_from_db()
+    assert project.spent == 1
+    assert Annotation.objects.count() == 1
+
+
+def test_changing_own_label_costs_nothing(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    label(annotator, project, item_id, "cat")
+    assert label(annotator, project, item_id, "dog").status_code == 200
+    project.refresh_from_db()
+    assert project.spent == 1
+    assert Annotation.objects.get().label == "dog"
+
+
+def test_label_not_in_label_set_is_400(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    response = label(annotator, project, item_id, "horse")
+    assert response.status_code == 400
+    assert response.json()["field"] == "label"
+
+
+def test_label_for_item_assigned_to_someone_else_is_409(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(other, project).json()["item"]["id"]
+    response = label(annotator, project, item_id)
+    assert response.status_code == 409
+    assert "not assigned to you" in response.json()["detail"]
+
+
+def test_label_for_item_never_handed_out_is_409(project, annotator):
+    item = ItemFactory(project=project)
+    queue(project, [item])
+    assert label(annotator, project, item.id).status_code == 409
+
+
+def test_label_for_item_labeled_by_someone_else_is_409(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(other, project).json()["item"]["id"]
+    label(other, project, item_id)
+    assert label(annotator, project, item_id).status_code == 409
+
+
+def test_label_for_unknown_item_is_404(project, annotator):
+    assert label(annotator, project, 999999).status_code == 404
+
+
+def test_outsider_cannot_label(project, outsider):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    assert next_for(outsider, project).status_code == 404
+
+
+def test_skip_releases_the_reservation(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    response = api_client(annotator).post(
+        f"/api/projects/{project.id}/skip/", {"item": item_id}, format="json"
+    )
+    assert response.status_code == 200
+    project.refresh_from_db()
+    assert project.reserved == 1
+    assert Item.objects.get(pk=item_id).status == "skipped"
+    assert next_for(annotator, project).json()["item"]["id"] != item_id
+
+
+def test_expired_lease_goes_to_the_next_annotator(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    Item.objects.filter(pk=item_id).update(lease_expires_at="2000-01-01T00:00:00Z")
+    assert next_for(other, project).json()["item"]["id"] == item_id
+    assert label(annotator, project, item_id).status_code == 409
+    assert label(other, project, item_id).status_code == 201
+
+
+def test_late_label_on_expired_lease_is_accepted_while_item_is_free(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    Item.objects.filter(pk=item_id).update(lease_expires_at="2000-01-01T00:00:00Z")
+    assert label(annotator, project, item_id).status_code == 201
+
+
+def test_budget_exhausted_after_exactly_budget_labels(project, annotator):
+    project.budget = 3
+    project.save()
+    items = ItemFactory.create_batch(5, project=project)
+    queue(project, items)  # only three fit the budget
+    labeled = 0
+    while True:
+        body = next_for(annotator, project).json()
+        if body["state"] != "ok":
+            break
+        assert label(annotator, project, body["item"]["id"]).status_code == 201
+        labeled += 1
+    assert body["state"] == "budget_exhausted"
+    assert labeled == 3
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (3, 0)
+
+
+def test_pool_exhausted_when_everything_is_labeled(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    label(annotator, project, next_for(annotator, project).json()["item"]["id"])
+    assert next_for(annotator, project).json()["state"] == "pool_exhausted"
+
+
+def test_label_and_next_in_one_request(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    first = next_for(annotator, project).json()["item"]["id"]
+    response = api_client(annotator).post(
+        f"/api/projects/{project.id}/annotations/",
+        {"item": first, "label": "cat", "next": True},
+        format="json",
+    )
+    assert response.status_code == 201
+    assert response.json()["next"]["state"] == "ok"
+    assert response.json()["next"]["item"]["id"] != first
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_next_calls_never_share_an_item(project):
+    users = [MembershipFactory(project=project).user for _ in range(8)]
+    project.budget = 100
+    project.save()
+    queue(project, ItemFactory.create_batch(8, project=project))
+    got: list[int] = []
+    barrier = threading.Barrier(len(users))
+
+    def take(user):
+        barrier.wait()
+        body = next_for(user, project).json()
+        got.append(body["item"]["id"])
+        connection.close()
+
+    threads = [threading.Thread(target=take, args=(u,)) for u in users]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8
+    assert len(set(got)) == 8
