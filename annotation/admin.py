@@ -1,4 +1,8 @@
+from decimal import Decimal
+
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.forms.models import BaseInlineFormSet
 
 from annotation.models import Annotation, Assignment, BudgetGroup, Item, Membership, Project, Round
 
@@ -9,9 +13,48 @@ class MembershipInline(admin.TabularInline):
     autocomplete_fields = ["user"]
 
 
+class BudgetGroupFormSet(BaseInlineFormSet):
+    """Validates the allocations as a whole, like budget_groups_set does for the API."""
+
+    def clean(self):
+        super().clean()
+        if any(self.errors):
+            return
+        project_budget = self.instance.budget or Decimal(0)
+        total = Decimal(0)
+        for form in self.forms:
+            data = form.cleaned_data
+            if not data or data.get("DELETE"):
+                if data.get("DELETE") and form.instance.pk and (
+                    form.instance.spent or form.instance.reserved
+                ):
+                    raise ValidationError(f"Group {form.instance.name!r} has spent budget.")
+                continue
+            share = data.get("share")
+            if share is not None:
+                if share > 1:
+                    raise ValidationError(f"Group {data['name']!r}: a share is at most 1.")
+                data["budget"] = form.instance.budget = (project_budget * share).quantize(
+                    Decimal("0.01")
+                )
+            budget = data.get("budget") or Decimal(0)
+            if form.instance.pk and budget < form.instance.spent + form.instance.reserved:
+                raise ValidationError(
+                    f"Group {data['name']!r} has {form.instance.spent} spent and "
+                    f"{form.instance.reserved} reserved: its budget cannot be lower."
+                )
+            total += budget
+        if total > project_budget:
+            raise ValidationError(
+                f"The groups' allocations ({total}) exceed the project budget ({project_budget})."
+            )
+
+
 class BudgetGroupInline(admin.TabularInline):
     model = BudgetGroup
+    formset = BudgetGroupFormSet
     extra = 0
+    fields = ["name", "share", "budget", "spent", "reserved"]
     readonly_fields = ["spent", "reserved"]
 
 
@@ -22,7 +65,10 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [BudgetGroupInline, MembershipInline]
     fieldsets = [
         (None, {"fields": ["name", "labels", "kind"]}),
-        ("Budget", {"fields": ["budget", "spent", "reserved"]}),
+        (
+            "Budget",
+            {"fields": ["budget", "spent", "reserved", "cost_rule", "cost_value", "cost_floor"]},
+        ),
         (
             "Active learning",
             {"fields": ["acquisition", "batch_size", "ensemble_size", "queue_low_water", "round"]},

@@ -30,6 +30,13 @@ ACQUISITION_CHOICES = [
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
+class CostRule(models.TextChoices):
+    GIVEN = "given", "The item's own cost (1 if it gives none)"
+    FLAT = "flat", "Flat: cost_value per item"
+    TEXT_LENGTH = "text_length", "cost_value per 1,000 characters of text"
+    IMAGE_SIZE = "image_size", "cost_value per megapixel of image"
+
+
 class Project(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text"
@@ -58,6 +65,24 @@ class Project(models.Model):
         default=600, help_text="How long an assigned item stays with its annotator."
     )
     round = models.PositiveIntegerField(default=0, help_text="Number of the latest round.")
+    cost_rule = models.CharField(
+        max_length=12,
+        choices=CostRule.choices,
+        default=CostRule.GIVEN,
+        help_text="The cost of an imported item that gives none.",
+    )
+    cost_value = models.DecimalField(
+        **MONEY,
+        default=Decimal(1),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="flat: the cost; text_length: per 1,000 characters; image_size: per megapixel.",
+    )
+    cost_floor = models.DecimalField(
+        **MONEY,
+        default=Decimal("0.01"),
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="The least an item costs under a proportional rule.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -92,6 +117,15 @@ class BudgetGroup(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="budget_groups")
     name = models.CharField(max_length=100)
+    share = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="A fraction of the project budget (0..1); the budget follows it. "
+        "Leave empty to give an absolute budget.",
+    )
     budget = models.DecimalField(**MONEY, validators=[MinValueValidator(0)])
     spent = models.DecimalField(**MONEY, default=Decimal(0))
     reserved = models.DecimalField(**MONEY, default=Decimal(0))
@@ -125,6 +159,12 @@ class Membership(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     role = models.CharField(max_length=10, choices=Role.choices, default=Role.ANNOTATOR)
+    quota_total = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most labels this member may give in the project."
+    )
+    quota_daily = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most labels this member may give per day (UTC)."
+    )
 
     class Meta:
         constraints = [
@@ -260,6 +300,9 @@ class Round(models.Model):
     model = models.BinaryField(null=True, blank=True, editable=False)
     error = models.TextField(blank=True)
     started_at = models.DateTimeField(auto_now_add=True)
+    # Moved on by every step of the round: a running round whose heartbeat is older than
+    # ANNOTATION_ROUND_STALE_SECONDS lost its task (a broker restart) and is replaced.
+    heartbeat_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
 

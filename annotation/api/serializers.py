@@ -1,6 +1,16 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
-from annotation.models import ACQUISITION_CHOICES, Item, Membership, Project, Round
+from annotation.models import (
+    ACQUISITION_CHOICES,
+    BudgetGroup,
+    CostRule,
+    Item,
+    Membership,
+    Project,
+    Round,
+)
 
 MAX_LABELS = 50
 
@@ -38,6 +48,13 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, default=20)
     ensemble_size = serializers.IntegerField(min_value=1, max_value=32, default=5)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, default=600)
+    cost_rule = serializers.ChoiceField(choices=CostRule.choices, default=CostRule.GIVEN)
+    cost_value = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), default=Decimal(1)
+    )
+    cost_floor = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=Decimal("0.01"), default=Decimal("0.01")
+    )
     queue_low_water = serializers.IntegerField(
         min_value=0, max_value=10_000, allow_null=True, required=False
     )
@@ -61,6 +78,9 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "ensemble_size",
             "queue_low_water",
             "lease_seconds",
+            "cost_rule",
+            "cost_value",
+            "cost_floor",
             "item_count",
             "labeled_count",
             "round",
@@ -124,6 +144,8 @@ class SkipInSerializer(StrictSerializer):
 class MembershipInSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Membership.Role.choices)
+    quota_total = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    quota_daily = serializers.IntegerField(min_value=0, required=False, allow_null=True)
 
 
 class MembershipOutSerializer(serializers.ModelSerializer):
@@ -131,7 +153,7 @@ class MembershipOutSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Membership
-        fields = ["username", "role"]
+        fields = ["username", "role", "quota_total", "quota_daily"]
 
 
 class RoundSerializer(serializers.ModelSerializer):
@@ -154,3 +176,21 @@ class RoundSerializer(serializers.ModelSerializer):
             "seconds",
             "error",
         ]
+
+
+class BudgetGroupSerializer(StrictSerializer, serializers.ModelSerializer):
+    share = serializers.DecimalField(
+        max_digits=5, decimal_places=4, min_value=0, max_value=1, required=False, allow_null=True
+    )
+    budget = serializers.DecimalField(
+        max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True
+    )
+    remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
+
+    class Meta:
+        model = BudgetGroup
+        fields = ["name", "share", "budget", "spent", "reserved", "remaining"]
+        read_only_fields = ["spent", "reserved"]
+        # Names are validated as a set by the service (the model's unique constraint would
+        # otherwise make DRF query per entry).
+        validators = []

@@ -13,6 +13,7 @@ urlpatterns = [
     path("projects/<int:pk>/annotations/", views.AnnotationsView.as_view(), name="api-annotations"),
     path("projects/<int:pk>/skip/", views.SkipView.as_view(), name="api-skip"),
     path("projects/<int:pk>/members/", views.MembersView.as_view(), name="api-members"),
+    path("projects/<int:pk>/groups/", views.GroupsView.as_view(), name="api-groups"),
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

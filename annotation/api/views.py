@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from annotation.api.serializers import (
     AnnotationInSerializer,
+    BudgetGroupSerializer,
     ItemOutSerializer,
     MembershipInSerializer,
     MembershipOutSerializer,
@@ -31,6 +32,7 @@ from annotation.selectors.items import item_list, labeled_records
 from annotation.selectors.projects import project_list_for, project_role_for
 from annotation.selectors.rounds import round_list
 from annotation.services.annotations import annotation_submit
+from annotation.services.budgets import budget_groups_set
 from annotation.services.items import item_next_for, item_skip, items_import, parse_upload
 from annotation.services.projects import membership_set, project_create, project_update
 
@@ -137,7 +139,9 @@ NextOut = inline_serializer(
     "NextTask",
     {
         "item": serializers.DictField(allow_null=True),
-        "state": serializers.ChoiceField(["ok", "waiting", "budget_exhausted", "pool_exhausted"]),
+        "state": serializers.ChoiceField(
+            ["ok", "waiting", "budget_exhausted", "pool_exhausted", "quota_reached"]
+        ),
         "spent": serializers.FloatField(),
         "budget": serializers.FloatField(),
     },
@@ -224,6 +228,25 @@ class MembersView(APIView):
         data.is_valid(raise_exception=True)
         membership = membership_set(project=project, **data.validated_data)
         return Response(MembershipOutSerializer(membership).data, status=201)
+
+
+class GroupsView(APIView):
+    """Budget groups: a share or an absolute amount of the budget for each item `group`."""
+
+    @extend_schema(responses=BudgetGroupSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk)
+        return Response(BudgetGroupSerializer(project.budget_groups.all(), many=True).data)
+
+    @extend_schema(
+        request=BudgetGroupSerializer(many=True), responses=BudgetGroupSerializer(many=True)
+    )
+    def put(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        data = BudgetGroupSerializer(data=request.data, many=True)
+        data.is_valid(raise_exception=True)
+        groups = budget_groups_set(project=project, groups=data.validated_data)
+        return Response(BudgetGroupSerializer(groups, many=True).data)
 
 
 class RoundsView(APIView):

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -15,7 +16,7 @@ from django.db.models import Min, Q
 from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, BudgetGroup, Item, Project
+from annotation.models import Assignment, BudgetGroup, CostRule, Item, Membership, Project
 from annotation.services.budgets import budget_release
 
 ITEM_FIELDS = ("text", "image", "features", "external_id", "cost", "group", "meta")
@@ -129,7 +130,16 @@ def _row_cost(number: int, value) -> Decimal:
     return cost
 
 
-def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[Item, str, int]:
+@dataclass
+class ValidRow:
+    item: Item
+    kind: str
+    dim: int | None
+    cost_given: bool = False
+    pixels: int = 0
+
+
+def _validate_row(number: int, row, kind: str | None, dim: int | None) -> ValidRow:
     if not isinstance(row, dict):
         raise RowError(number, None, "must be an object")
     unknown = [key for key in row if key not in ITEM_FIELDS]
@@ -142,6 +152,7 @@ def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[
     if kind and row_kind != kind:
         raise RowError(number, row_kind, f"this project holds {kind} items, not {row_kind}")
     item = Item()
+    valid = ValidRow(item=item, kind=row_kind, dim=dim)
     value = row[row_kind]
     if row_kind == "text":
         if not isinstance(value, str):
@@ -155,10 +166,11 @@ def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[
         if not isinstance(value, str) or len(value) > MAX_IMAGE_CHARS:
             raise RowError(number, "image", "must be a data URI of at most 10 MB")
         try:
-            decode_image(value)
+            image = decode_image(value)
         except ValueError as exc:
             raise RowError(number, "image", f"is not a usable image: {exc}") from exc
         item.image = value
+        valid.pixels = image.width * image.height
     else:
         if not isinstance(value, list) or not value:
             raise RowError(number, "features", "must be a non-empty list of numbers")
@@ -171,7 +183,7 @@ def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[
             raise RowError(number, "features", "must hold finite numbers only")
         if dim is not None and len(value) != dim:
             raise RowError(number, "features", f"has {len(value)} numbers; the project uses {dim}")
-        dim = len(value)
+        valid.dim = len(value)
         item.features = [float(v) for v in value]
     external_id = row.get("external_id")
     if external_id is not None:
@@ -183,6 +195,7 @@ def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[
         item.external_id = external_id
     if "cost" in row:
         item.cost = _row_cost(number, row["cost"])
+        valid.cost_given = True
     group = row.get("group", "")
     if not isinstance(group, str) or len(group) > 100:
         raise RowError(number, "group", "must be a string of at most 100 characters")
@@ -191,7 +204,23 @@ def _validate_row(number: int, row, kind: str | None, dim: int | None) -> tuple[
     if not isinstance(meta, dict):
         raise RowError(number, "meta", "must be an object")
     item.meta = meta
-    return item, row_kind, dim
+    return valid
+
+
+def item_cost_by_rule(*, project: Project, item: Item, pixels: int = 0) -> Decimal:
+    """The cost of an item that gives none, by the project's cost rule."""
+    rule = project.cost_rule
+    if rule == CostRule.GIVEN:
+        return Decimal(1)
+    if rule == CostRule.FLAT:
+        return project.cost_value
+    if rule == CostRule.TEXT_LENGTH and item.text:
+        amount = project.cost_value * Decimal(len(item.text)) / Decimal(1000)
+    elif rule == CostRule.IMAGE_SIZE and item.image:
+        amount = project.cost_value * Decimal(pixels) / Decimal(1_000_000)
+    else:
+        return project.cost_value
+    return max(project.cost_floor, amount.quantize(Decimal("0.01")))
 
 
 def _project_dim(project: Project) -> int | None:
@@ -219,7 +248,8 @@ def items_import(*, project: Project, rows: Iterable) -> int:
     items: list[Item] = []
     seen: dict[str, int] = {}
     for number, row in enumerate(rows, start=1):
-        item, kind, dim = _validate_row(number, row, kind, dim)
+        valid = _validate_row(number, row, kind, dim)
+        item, kind, dim = valid.item, valid.kind, valid.dim
         if item.external_id is not None:
             if item.external_id in seen:
                 raise RowError(
@@ -229,6 +259,8 @@ def items_import(*, project: Project, rows: Iterable) -> int:
                 )
             seen[item.external_id] = number
         item.project = project
+        if not valid.cost_given:
+            item.cost = item_cost_by_rule(project=project, item=item, pixels=valid.pixels)
         items.append(item)
     if seen:
         clash = (
@@ -251,9 +283,11 @@ def items_import(*, project: Project, rows: Iterable) -> int:
 
 
 def _enqueue_featurize(project_id: int) -> None:
-    from annotation.tasks import items_featurize_task
+    # If the broker is down the items stay unfeaturized; round_maybe_start sends the task
+    # again later.
+    from annotation.services.rounds import _enqueue
 
-    items_featurize_task.delay(project_id)
+    _enqueue("items_featurize_task", project_id)
 
 
 def items_featurize(*, project_id: int, batch_size: int | None = None) -> int:
@@ -297,6 +331,28 @@ class NextState:
     WAITING = "waiting"
     BUDGET_EXHAUSTED = "budget_exhausted"
     POOL_EXHAUSTED = "pool_exhausted"
+    QUOTA_REACHED = "quota_reached"
+
+
+def annotator_quota_reached(*, project: Project, user) -> bool:
+    """Whether the user has given all the labels their membership quota allows."""
+    from annotation.models import Annotation
+
+    quota = (
+        Membership.objects.filter(project=project, user=user)
+        .values("quota_total", "quota_daily")
+        .first()
+    )
+    if not quota or (quota["quota_total"] is None and quota["quota_daily"] is None):
+        return False
+    mine = Annotation.objects.filter(item__project=project, annotator=user)
+    if quota["quota_total"] is not None and mine.count() >= quota["quota_total"]:
+        return True
+    if quota["quota_daily"] is not None:
+        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+        if mine.filter(created_at__gte=today).count() >= quota["quota_daily"]:
+            return True
+    return False
 
 
 def item_next_for(*, project: Project, user) -> tuple[Item | None, str]:
@@ -317,6 +373,8 @@ def item_next_for(*, project: Project, user) -> tuple[Item | None, str]:
     )
     if held is not None:
         return held, NextState.OK
+    if annotator_quota_reached(project=project, user=user):
+        return None, NextState.QUOTA_REACHED
     expires = now + timedelta(seconds=project.lease_seconds)
     with transaction.atomic():
         item = (

@@ -17,6 +17,9 @@ CONFIG_FIELDS = (
     "ensemble_size",
     "queue_low_water",
     "lease_seconds",
+    "cost_rule",
+    "cost_value",
+    "cost_floor",
 )
 
 
@@ -55,14 +58,23 @@ def project_update(*, project: Project, **changes) -> Project:
     return project
 
 
-def membership_set(*, project: Project, username: str, role: str) -> Membership:
-    """Add a user to the project with `role`, or change their role."""
+def membership_set(
+    *,
+    project: Project,
+    username: str,
+    role: str,
+    quota_total: int | None = None,
+    quota_daily: int | None = None,
+) -> Membership:
+    """Add a user to the project with `role` and optional label quotas, or change them."""
     User = get_user_model()
     try:
         user = User.objects.get(username=username)
     except User.DoesNotExist as exc:
         raise ValidationFailed(f"No user named {username!r}.", field="username") from exc
     membership, _ = Membership.objects.update_or_create(
-        project=project, user=user, defaults={"role": role}
+        project=project,
+        user=user,
+        defaults={"role": role, "quota_total": quota_total, "quota_daily": quota_daily},
     )
     return membership

@@ -62,11 +62,11 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         project = Project.objects.select_for_update().get(pk=project_id)
         running = Round.objects.filter(project=project, status=Round.Status.RUNNING).first()
         if running is not None:
-            stale = timezone.now() - running.started_at
-            if stale.total_seconds() < settings.ANNOTATION_ROUND_STALE_SECONDS:
+            quiet = timezone.now() - running.heartbeat_at
+            if quiet.total_seconds() < settings.ANNOTATION_ROUND_STALE_SECONDS:
                 return None
             running.status = Round.Status.FAILED
-            running.error = "Timed out: no progress within ANNOTATION_ROUND_STALE_SECONDS."
+            running.error = "No progress within ANNOTATION_ROUND_STALE_SECONDS: replaced."
             running.finished_at = timezone.now()
             running.save(update_fields=["status", "error", "finished_at"])
         if project.remaining <= 0 or not _pool(project_id).exists():
@@ -93,14 +93,31 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         except IntegrityError:
             return None
         Project.objects.filter(pk=project_id).update(round=number)
-        transaction.on_commit(lambda: _enqueue("round_run_task", rnd.pk))
+        transaction.on_commit(lambda: _enqueue("round_run_task", rnd.pk, round_id=rnd.pk))
+        if Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
+            # Items whose featurize task was lost (the broker was down at import).
+            transaction.on_commit(lambda: _enqueue("items_featurize_task", project_id))
     return rnd
 
 
-def _enqueue(task_name: str, *args) -> None:
+def _enqueue(task_name: str, *args, round_id: int | None = None) -> bool:
+    """Send a task; if the broker is down, log it and fail the round (if any) at once so
+    the next caller starts a fresh one instead of waiting for it to go stale. Labels never
+    depend on the broker: they live in the database."""
     from annotation import tasks
 
-    getattr(tasks, task_name).delay(*args)
+    try:
+        getattr(tasks, task_name).delay(*args)
+    except Exception as exc:  # kombu raises OperationalError and friends when Redis is down
+        logger.warning("could not send %s%s: %s", task_name, args, exc)
+        if round_id is not None:
+            round_fail(round_id=round_id, error=f"The broker was unavailable: {exc}")
+        return False
+    return True
+
+
+def _heartbeat(round_id: int) -> None:
+    Round.objects.filter(pk=round_id).update(heartbeat_at=timezone.now())
 
 
 def _vectors(rows, dim: int | None = None) -> np.ndarray:
@@ -229,7 +246,11 @@ def _dispatch_pending_shards(rnd: Round) -> None:
     pending = RoundShard.objects.filter(round=rnd, done_at__isnull=True).values_list(
         "index", flat=True
     )
-    group(round_score_shard_task.s(rnd.pk, index) for index in pending).apply_async()
+    try:
+        group(round_score_shard_task.s(rnd.pk, index) for index in pending).apply_async()
+    except Exception as exc:  # the broker is down: see _enqueue
+        logger.warning("could not send the shards of round %s: %s", rnd.pk, exc)
+        round_fail(round_id=rnd.pk, error=f"The broker was unavailable: {exc}")
 
 
 def round_score_shard(*, round_id: int, index: int) -> None:
@@ -277,9 +298,12 @@ def round_score_shard(*, round_id: int, index: int) -> None:
         updated = RoundShard.objects.filter(pk=shard.pk, done_at__isnull=True).update(
             candidates=candidates, scored=len(rows), done_at=timezone.now()
         )
+        _heartbeat(round_id)
         if updated and locked.status == Round.Status.RUNNING:
             if not RoundShard.objects.filter(round_id=round_id, done_at__isnull=True).exists():
-                transaction.on_commit(lambda: _enqueue("round_reduce_task", round_id))
+                transaction.on_commit(
+                    lambda: _enqueue("round_reduce_task", round_id, round_id=round_id)
+                )
 
 
 def round_reduce(*, round_id: int) -> None:

@@ -13,6 +13,7 @@
     waiting: "The model is choosing the next items… this page checks again by itself.",
     budget_exhausted: "The budget is spent: thank you, there is nothing more to label.",
     pool_exhausted: "Every item is labeled or queued: nothing more to label.",
+    quota_reached: "You have given all the labels your quota allows in this project.",
   };
   let current = null; // the item on screen that is leased to us
   let last = null; // {item, label}: the last item we labeled, for `u`
