@@ -25,8 +25,10 @@ class BudgetGroupFormSet(BaseInlineFormSet):
         for form in self.forms:
             data = form.cleaned_data
             if not data or data.get("DELETE"):
-                if data.get("DELETE") and form.instance.pk and (
-                    form.instance.spent or form.instance.reserved
+                if (
+                    data.get("DELETE")
+                    and form.instance.pk
+                    and (form.instance.spent or form.instance.reserved)
                 ):
                     raise ValidationError(f"Group {form.instance.name!r} has spent budget.")
                 continue
@@ -60,7 +62,16 @@ class BudgetGroupInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ["name", "kind", "budget", "spent", "reserved", "acquisition", "batch_size", "round"]
+    list_display = [
+        "name",
+        "kind",
+        "budget",
+        "spent",
+        "reserved",
+        "acquisition",
+        "batch_size",
+        "round",
+    ]
     readonly_fields = ["kind", "spent", "reserved", "round", "created_at"]
     inlines = [BudgetGroupInline, MembershipInline]
     fieldsets = [
@@ -93,10 +104,28 @@ class ProjectAdmin(admin.ModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "external_id", "status", "cost", "group", "queued_round", "score"]
+    list_display = [
+        "id",
+        "project",
+        "external_id",
+        "status",
+        "cost",
+        "group",
+        "queued_round",
+        "score",
+    ]
     list_filter = ["project", "status"]
     search_fields = ["external_id", "text"]
-    readonly_fields = ["status", "queued_round", "queue_rank", "score", "acquisition", "queued_at", "leased_to", "lease_expires_at"]
+    readonly_fields = [
+        "status",
+        "queued_round",
+        "queue_rank",
+        "score",
+        "acquisition",
+        "queued_at",
+        "leased_to",
+        "lease_expires_at",
+    ]
 
 
 @admin.register(Annotation)
@@ -108,7 +137,16 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 @admin.register(Round)
 class RoundAdmin(admin.ModelAdmin):
-    list_display = ["project", "number", "status", "strategy", "labeled_count", "queued_count", "accuracy", "seconds"]
+    list_display = [
+        "project",
+        "number",
+        "status",
+        "strategy",
+        "labeled_count",
+        "queued_count",
+        "accuracy",
+        "seconds",
+    ]
     list_filter = ["project", "status"]
     exclude = ["model"]
 

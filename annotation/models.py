@@ -183,7 +183,8 @@ class Item(models.Model):
         SKIPPED = "skipped"
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    # null, not "": the unique constraint must not count items without an external id.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     text = models.TextField(blank=True)
     image = models.TextField(blank=True, help_text="A data URI.")
     features = models.JSONField(null=True, blank=True, help_text="A given feature vector.")
@@ -258,6 +259,9 @@ class Assignment(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.item} to {self.user} ({self.status})"
+
 
 class Annotation(models.Model):
     item = models.OneToOneField(Item, on_delete=models.CASCADE, related_name="annotation")
@@ -271,6 +275,9 @@ class Annotation(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.item}: {self.label}"
 
 
 class Round(models.Model):
@@ -337,3 +344,6 @@ class RoundShard(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["round", "index"], name="shard_unique_index")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.round} shard {self.index}"

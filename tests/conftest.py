@@ -106,7 +106,9 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         if any(name in key for reply in replies for key in reply):
             break
         if proc.poll() is not None:
-            raise RuntimeError(f"the Celery worker exited with {proc.returncode}; see var/test-worker.log")
+            raise RuntimeError(
+                f"the Celery worker exited with {proc.returncode}; see var/test-worker.log"
+            )
     else:
         proc.kill()
         raise RuntimeError("the Celery worker did not answer within 60 s")

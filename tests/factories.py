@@ -19,9 +19,9 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.PostGenerationMethodCall("set_password", PASSWORD)
 
     @factory.post_generation
-    def save_password(obj, create, extracted, **kwargs):
+    def save_password(self, create, extracted, **kwargs):
         if create:
-            obj.save()
+            self.save()
 
 
 class ProjectFactory(factory.django.DjangoModelFactory):

@@ -106,9 +106,7 @@ class ItemsView(APIView):
         project = project_for(request, pk, manager=True)
         wanted = request.query_params.get("status")
         if wanted and wanted not in Item.Status.values:
-            raise ValidationError(
-                {"status": [f"Must be one of: {', '.join(Item.Status.values)}."]}
-            )
+            raise ValidationError({"status": [f"Must be one of: {', '.join(Item.Status.values)}."]})
         items = item_list(project=project, status=wanted)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(items, request, view=self)

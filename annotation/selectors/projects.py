@@ -12,9 +12,7 @@ def project_list_for(*, user) -> QuerySet[Project]:
         projects = projects.filter(memberships__user=user)
     return projects.annotate(
         item_count=Count("items", distinct=True),
-        labeled_count=Count(
-            "items", filter=Q(items__status=Item.Status.LABELED), distinct=True
-        ),
+        labeled_count=Count("items", filter=Q(items__status=Item.Status.LABELED), distinct=True),
     ).order_by("id")
 
 

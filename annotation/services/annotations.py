@@ -8,7 +8,9 @@ from annotation.services.budgets import budget_spend_reserved
 from annotation.services.items import item_get_for_update
 
 
-def annotation_submit(*, project: Project, user, item_id: int, label: str) -> tuple[Annotation, bool]:
+def annotation_submit(
+    *, project: Project, user, item_id: int, label: str
+) -> tuple[Annotation, bool]:
     """Record `user`'s label for an item; returns (annotation, created).
 
     Holds the item's row lock for the whole decision, so a label and a concurrent hand-out,

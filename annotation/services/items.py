@@ -4,8 +4,8 @@ import csv
 import io
 import json
 import math
-from dataclasses import dataclass
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
@@ -315,9 +315,7 @@ def items_featurize(*, project_id: int, batch_size: int | None = None) -> int:
         matrix = np.ascontiguousarray(featurize([row[1] for row in batch]), dtype=np.float32)
         with transaction.atomic():
             for item_id, vector in zip(ids, matrix, strict=True):
-                Item.objects.filter(pk=item_id, vector__isnull=True).update(
-                    vector=vector.tobytes()
-                )
+                Item.objects.filter(pk=item_id, vector__isnull=True).update(vector=vector.tobytes())
         done += len(ids)
         last_id = ids[-1]
     return done

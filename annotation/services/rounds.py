@@ -318,9 +318,7 @@ def round_reduce(*, round_id: int) -> None:
     shards = list(RoundShard.objects.filter(round=rnd).values_list("candidates", "done_at"))
     if any(done is None for _, done in shards):
         return
-    merged = merge_candidates(
-        (c or [] for c, _ in shards), project.batch_size * DIVERSITY_POOL
-    )
+    merged = merge_candidates((c or [] for c, _ in shards), project.batch_size * DIVERSITY_POOL)
     ids = [int(c[0]) for c in merged]
     scores = {int(c[0]): float(c[1]) for c in merged}
     rows = {
@@ -357,7 +355,9 @@ def round_queue(*, rnd: Round, picks: list[tuple[int, float | None]]) -> None:
         if locked.status != Round.Status.RUNNING:
             return
         project = Project.objects.select_for_update().get(pk=rnd.project_id)
-        groups = {g.name: g for g in BudgetGroup.objects.select_for_update().filter(project=project)}
+        groups = {
+            g.name: g for g in BudgetGroup.objects.select_for_update().filter(project=project)
+        }
         group_left = {name: g.remaining for name, g in groups.items()}
         left = project.remaining
         items = Item.objects.select_for_update().in_bulk([item_id for item_id, _ in picks])

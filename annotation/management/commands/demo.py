@@ -16,9 +16,8 @@ DEMO_NAME = "Handwritten digits (demo)"
 
 def digit_data_uri(pixels) -> str:
     """An 8x8 digit (0..16 ink) as a PNG data URI, dark ink on white."""
-    from PIL import Image
-
     import numpy as np
+    from PIL import Image
 
     grey = (255 - np.asarray(pixels, dtype=np.float64).reshape(8, 8) * 255 / 16).astype(np.uint8)
     buffer = io.BytesIO()

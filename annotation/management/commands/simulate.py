@@ -67,17 +67,20 @@ class Command(BaseCommand):
         parser.add_argument("--out", default="var/simulate.png", help="Plot file (.png/.svg).")
 
     def handle(self, *args, data, strategies, budget, batch, seeds, test_fraction, out, **opts):
+        from tqdm import tqdm
+
         from sampler.acquisition import ACQUISITIONS
         from sampler.features import FEATURIZERS
         from sampler.simulate import simulate
-        from tqdm import tqdm
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
         unknown = [s for s in names if s not in ACQUISITIONS]
         if unknown:
             raise CommandError(f"Unknown strategy {unknown[0]!r}; known: {', '.join(ACQUISITIONS)}")
         if budget < 1 or batch < 1 or seeds < 1 or not 0 < test_fraction < 1:
-            raise CommandError("--budget, --batch and --seeds must be positive, 0 < --test-fraction < 1")
+            raise CommandError(
+                "--budget, --batch and --seeds must be positive, 0 < --test-fraction < 1"
+            )
         kind, contents, labels = load_labeled(data)
         classes = sorted(set(labels))
         y = np.asarray([classes.index(label) for label in labels], dtype=np.int64)
@@ -133,7 +136,9 @@ class Command(BaseCommand):
                 f"at {means['random'][0][-1]} labels:"
             )
             for name, (labeled, accuracy) in means.items():
-                reached = next((n for n, a in zip(labeled, accuracy) if a >= target), None)
+                reached = next(
+                    (n for n, a in zip(labeled, accuracy, strict=True) if a >= target), None
+                )
                 saving = (
                     f"{100 * (1 - reached / means['random'][0][-1]):.0f}% fewer"
                     if reached

@@ -14,13 +14,17 @@ def put_groups(user, project, groups):
 
 
 def test_groups_take_shares_and_amounts(project, manager):
-    response = put_groups(manager, project, [{"name": "a", "share": 0.5}, {"name": "b", "budget": 3}])
+    response = put_groups(
+        manager, project, [{"name": "a", "share": 0.5}, {"name": "b", "budget": 3}]
+    )
     assert response.status_code == 200, response.json()
     assert {g["name"]: g["budget"] for g in response.json()} == {"a": 5, "b": 3}
 
 
 def test_group_allocations_cannot_exceed_the_budget(project, manager):
-    response = put_groups(manager, project, [{"name": "a", "share": 0.8}, {"name": "b", "budget": 3}])
+    response = put_groups(
+        manager, project, [{"name": "a", "share": 0.8}, {"name": "b", "budget": 3}]
+    )
     assert response.status_code == 400
     assert response.json()["field"] == "groups"
     assert not BudgetGroup.objects.exists()
@@ -86,7 +90,8 @@ def test_quota_stops_handing_out_items(project, manager, annotator):
     client = api_client(annotator)
     item = client.post(f"/api/projects/{project.id}/next/").json()["item"]
     client.post(
-        f"/api/projects/{project.id}/annotations/", {"item": item["id"], "label": "cat"},
+        f"/api/projects/{project.id}/annotations/",
+        {"item": item["id"], "label": "cat"},
         format="json",
     )
     assert client.post(f"/api/projects/{project.id}/next/").json()["state"] == "quota_reached"

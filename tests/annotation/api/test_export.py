@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def labeled(project, annotator):
     items = [
-        ItemFactory(project=project, text="=HYPERLINK(\"http://x\")", external_id="e1"),
+        ItemFactory(project=project, text='=HYPERLINK("http://x")', external_id="e1"),
         ItemFactory(project=project, text="<b>bold</b>", meta={"k": 1}),
         ItemFactory(project=project, text="never labeled"),
     ]
@@ -43,8 +43,18 @@ def test_jsonl_export_has_one_record_per_labeled_item(project, manager, annotato
     assert first["annotator"] == annotator.username
     assert first["round"] == 1 and first["acquisition"] == "random"
     assert first["score"] is not None and first["labeled_at"]
-    assert set(first) >= {"id", "external_id", "text", "meta", "label", "annotator",
-                          "labeled_at", "round", "acquisition", "score"}
+    assert set(first) >= {
+        "id",
+        "external_id",
+        "text",
+        "meta",
+        "label",
+        "annotator",
+        "labeled_at",
+        "round",
+        "acquisition",
+        "score",
+    }
 
 
 def test_json_export_is_a_list(project, manager, labeled):

@@ -123,7 +123,8 @@ def test_manager_adds_member_by_username(project, manager, outsider):
 
 def test_adding_unknown_user_names_the_field(project, manager):
     response = api_client(manager).post(
-        f"/api/projects/{project.id}/members/", {"username": "nobody", "role": "annotator"},
+        f"/api/projects/{project.id}/members/",
+        {"username": "nobody", "role": "annotator"},
         format="json",
     )
     assert response.status_code == 400

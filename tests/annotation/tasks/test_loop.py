@@ -61,9 +61,7 @@ def test_full_loop_spends_exactly_the_budget(worker, digits, strategy):
         },
         format="json",
     ).json()
-    rows = [
-        {"features": [float(v) for v in x], "external_id": f"d{i}"} for i, x in enumerate(X)
-    ]
+    rows = [{"features": [float(v) for v in x], "external_id": f"d{i}"} for i, x in enumerate(X)]
     assert client.post(f"/api/projects/{project['id']}/items/", rows, format="json").json() == {
         "created": 400
     }
