@@ -109,7 +109,7 @@ class Project(models.Model):
     def low_water(self) -> int:
         if self.queue_low_water is not None:
             return self.queue_low_water
-        return max(1, self.batch_size // 2)
+        return self.batch_size
 
 
 class BudgetGroup(models.Model):

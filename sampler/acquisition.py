@@ -1,12 +1,18 @@
 """Acquisition functions: member probabilities in, one score per item out.
 
 Every function takes `probs`, the class probabilities of K ensemble members for N items,
-shape (K, N, C), as a torch.Tensor or np.ndarray of float32 or float64, and returns a
-float64 np.ndarray of shape (N,): higher = more worth labeling. Natural log; 0 log 0 = 0.
-Work is done `chunk` items at a time in the input's precision (float32 stays float32, which
-is what keeps the kernels near memory speed), so the working set beyond the input is
-bounded whatever N is. The ensemble functions agree with modAL's (vote_entropy,
-consensus_entropy, KL_max_disagreement) on the same committee outputs.
+shape (K, N, C) (`# [member, item, class]`), as a torch.Tensor or np.ndarray of float32 or
+float64 (other dtypes are converted to float64), and returns a float64 np.ndarray of shape
+(N,): higher = more worth labeling. Natural log; 0 log 0 = 0. A one-model baseline is K = 1.
+
+As in scipy.stats.entropy (which modAL's functions call), every distribution is
+renormalized to sum to 1 before use, so the ensemble functions agree with modAL's
+`vote_entropy`, `consensus_entropy` and `KL_max_disagreement` on the same committee outputs.
+
+Work is done `chunk_size` items at a time, in the input's precision (float32 stays float32,
+which keeps the kernels near memory speed), so the working memory beyond the input is
+bounded whatever N is. Each item's score depends only on its own row: chunking, and so
+sharding, does not change it.
 """
 
 from collections.abc import Callable, Iterator
@@ -14,176 +20,288 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
-CHUNK_ELEMENTS = 1 << 22  # about 16 MB of float32 per working array
+# Default chunk: about this many probability elements (2 MB of float32) per working array.
+CHUNK_ELEMENTS = 1 << 19
+
+Array = np.ndarray | torch.Tensor
 
 
-def _tensor(probs) -> torch.Tensor:
-    tensor = torch.as_tensor(probs)
+def _as_tensor(x: Array, *, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A CPU tensor sharing memory with `x` when it can (numpy float arrays: no copy)."""
+    if isinstance(x, np.ndarray) and any(s < 0 for s in x.strides):
+        x = np.ascontiguousarray(x)  # torch refuses negative strides
+    tensor = torch.as_tensor(x).detach()
+    if dtype is not None:
+        return tensor.to(device="cpu", dtype=dtype)
     if tensor.dtype not in (torch.float32, torch.float64):
         tensor = tensor.to(torch.float64)
+    return tensor.cpu()
+
+
+def _probs(probs: Array) -> torch.Tensor:
+    tensor = _as_tensor(probs)
     if tensor.dim() != 3:
         raise ValueError(
             f"probs must have shape (K members, N items, C classes), got {tuple(tensor.shape)}"
         )
+    if tensor.shape[0] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"probs needs at least one member and one class, got {tensor.shape}")
     return tensor
 
 
-def _chunks(tensor: torch.Tensor) -> Iterator[tuple[int, int]]:
-    k, n, c = tensor.shape
-    step = max(1, CHUNK_ELEMENTS // max(1, k * c))
-    for start in range(0, n, step):
-        yield start, min(n, start + step)
+def _spans(n: int, chunk_size: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, n, chunk_size):
+        yield start, min(n, start + chunk_size)
 
 
-def _per_item(probs, fn: Callable[[torch.Tensor], torch.Tensor]) -> np.ndarray:
-    """Apply `fn` to (K, n, C) chunks and gather its (n,) results as float64."""
-    tensor = _tensor(probs)
+def _chunk_items(tensor: torch.Tensor, chunk_size: int | None) -> int:
+    if chunk_size is not None:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        return chunk_size
+    k, _, c = tensor.shape
+    return max(1, CHUNK_ELEMENTS // max(1, k * c))
+
+
+def _per_item(
+    probs: Array, fn: Callable[[torch.Tensor], torch.Tensor], chunk_size: int | None
+) -> np.ndarray:
+    """Apply `fn` to (K, n, C) chunks of `probs`; gather its (n,) results as float64."""
+    tensor = _probs(probs)
     out = np.empty(tensor.shape[1], dtype=np.float64)
     with torch.no_grad():
-        for start, stop in _chunks(tensor):
-            out[start:stop] = fn(tensor[:, start:stop, :]).to(torch.float64).numpy()
+        for start, stop in _spans(tensor.shape[1], _chunk_items(tensor, chunk_size)):
+            out[start:stop] = fn(tensor[:, start:stop, :]).numpy()
     return out
-
-
-def _entropy(p: torch.Tensor) -> torch.Tensor:
-    """H over the last axis of a normalized distribution, 0 log 0 = 0."""
-    return -torch.special.xlogy(p, p).sum(-1)
 
 
 def _normalized(p: torch.Tensor) -> torch.Tensor:
-    # scipy.stats.entropy (modAL's reference) normalizes its input; so do we.
+    """Rows over the last axis rescaled to sum to 1 (scipy.stats.entropy does the same)."""
     return p / p.sum(-1, keepdim=True).clamp_min(torch.finfo(p.dtype).tiny)
 
 
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    """H over the last axis of normalized distributions; 0 log 0 = 0."""
+    return -torch.special.xlogy(p, p).sum(-1)
+
+
 def _mean(chunk: torch.Tensor) -> torch.Tensor:
-    return _normalized(chunk.mean(0))
+    """The members' mean distribution, normalized, float64 (n, C).
+
+    The (n, C) work is small next to the (K, n, C) input, so it is done in float64: the
+    scores that depend on the mean alone agree with float64 references to rounding.
+    """
+    return _normalized(chunk.mean(0, dtype=torch.float64))
 
 
-def vote_entropy(probs) -> np.ndarray:
-    """Entropy of the members' votes: the fraction of members whose argmax is each class."""
+def _transposed(members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For members x (K, n, C): x in the (K, C, n) layout, its row sums s (K, n), and the
+    normalized consensus m (C, n) in float64.
+
+    In the transposed layout the reductions over classes run across contiguous items
+    (vectorized) instead of over short runs of C floats: about twice as fast.
+    """
+    xt = members.permute(0, 2, 1).contiguous()
+    mean = xt.mean(0, dtype=torch.float64)
+    return xt, xt.sum(1), mean / mean.sum(0).clamp_min(torch.finfo(mean.dtype).tiny)
+
+
+def _minus_margin(p: torch.Tensor) -> torch.Tensor:
+    """-(largest - second largest) over the last axis; 0 with a single class."""
+    if p.shape[-1] < 2:
+        return torch.zeros(p.shape[:-1], dtype=p.dtype)
+    top = p.topk(2, dim=-1).values
+    return top[..., 1] - top[..., 0]
+
+
+def vote_entropy(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """Entropy of the members' votes: with v_c the fraction of the K members whose argmax
+    is class c (ties go to the lower class, as argmax and sklearn's predict do),
+    score = -sum_c v_c log v_c, in [0, log min(K, C)]. modAL's vote_entropy."""
 
     def fn(chunk: torch.Tensor) -> torch.Tensor:
         k, n, c = chunk.shape
-        votes = chunk.argmax(-1)  # (K, n)
-        counts = torch.zeros(n, c, dtype=chunk.dtype)
-        counts.scatter_add_(1, votes.T, torch.ones(n, k, dtype=chunk.dtype))
+        votes = chunk.argmax(-1).T  # (n, K) class indices
+        counts = torch.zeros(n, c, dtype=torch.float64)
+        counts.scatter_add_(1, votes, torch.ones(n, k, dtype=torch.float64))
         return _entropy(counts / k)
 
-    return _per_item(probs, fn)
+    return _per_item(probs, fn, chunk_size)
 
 
-def consensus_entropy(probs) -> np.ndarray:
-    """H(mean over members)."""
-    return _per_item(probs, lambda chunk: _entropy(_mean(chunk)))
+def consensus_entropy(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """H(mean over members), in [0, log C]. modAL's consensus_entropy."""
+    return _per_item(probs, lambda chunk: _entropy(_mean(chunk)), chunk_size)
 
 
-def max_disagreement(probs) -> np.ndarray:
-    """max over members k of KL(probs[k] || mean over members)."""
+def max_disagreement(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """max over members k of KL(probs[k] || mean over members), >= 0. modAL's
+    KL_max_disagreement. Always finite: the mean is >= probs[k] / K wherever probs[k] > 0.
 
-    def fn(chunk: torch.Tensor) -> torch.Tensor:
-        p = _normalized(chunk)
-        log_mean = torch.log(_mean(chunk).clamp_min(torch.finfo(chunk.dtype).tiny))
-        kl = torch.special.xlogy(p, p).sum(-1) - (p * log_mean).sum(-1)  # (K, n)
-        return kl.amax(0)
-
-    return _per_item(probs, fn)
-
-
-def bald(probs) -> np.ndarray:
-    """Mutual information: H(mean) - mean over members of H(probs[k])."""
+    The K x n x C pass (one log per element) runs in the input's dtype; for float32 input
+    the scores agree with a float64 computation to about 1e-6.
+    """
 
     def fn(chunk: torch.Tensor) -> torch.Tensor:
-        return _entropy(_mean(chunk)) - _entropy(_normalized(chunk)).mean(0)
+        xt, s, mean = _transposed(chunk)  # (K, C, n), (K, n), (C, n)
+        tiny = torch.tensor(torch.finfo(chunk.dtype).tiny, dtype=chunk.dtype)
+        # With p = x / s: KL(p || m) = sum_c p log(p / m) = (sum_c x log(x / m)) / s - log s,
+        # so members need no elementwise normalization. x / m + tiny makes 0 log 0 = 0.
+        terms = torch.addcdiv(tiny, xt, mean.to(chunk.dtype)).log_().mul_(xt)
+        s = s.to(torch.float64)
+        return (terms.sum(1, dtype=torch.float64) / s - s.log()).amax(0)
 
-    return _per_item(probs, fn)
+    return _per_item(probs, fn, chunk_size)
 
 
-def entropy(probs) -> np.ndarray:
-    """H of the (mean) prediction: the single-model uncertainty baseline."""
-    return consensus_entropy(probs)
-
-
-def margin(probs) -> np.ndarray:
-    """Minus the gap between the two most probable classes of the mean prediction."""
+def bald(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """Mutual information between the label and the member (BALD, Houlsby et al. 2011):
+    H(mean over members) - mean over members of H(probs[k]), in [0, log C]."""
 
     def fn(chunk: torch.Tensor) -> torch.Tensor:
-        mean = _mean(chunk)
-        if mean.shape[-1] < 2:
-            return torch.zeros(mean.shape[0], dtype=mean.dtype)
-        top = mean.topk(2, dim=-1).values
-        return -(top[:, 0] - top[:, 1])
+        xt, s, mean = _transposed(chunk)
+        tiny = torch.finfo(chunk.dtype).tiny
+        # H(x / s) = log s - (sum_c x log x) / s; x + tiny makes 0 log 0 = 0.
+        xlogx = (xt + tiny).log_().mul_(xt).sum(1, dtype=torch.float64)
+        s = s.to(torch.float64)
+        member_entropy = s.log() - xlogx / s  # (K, n)
+        return -torch.special.xlogy(mean, mean).sum(0) - member_entropy.mean(0)
 
-    return _per_item(probs, fn)
-
-
-def least_confidence(probs) -> np.ndarray:
-    """1 - the largest class probability of the mean prediction."""
-    return _per_item(probs, lambda chunk: 1 - _mean(chunk).amax(-1))
+    return _per_item(probs, fn, chunk_size)
 
 
-def random(probs, *, random_state: int = 0) -> np.ndarray:
-    """Uniform random scores (the baseline every strategy must beat)."""
-    n = _tensor(probs).shape[1]
+def entropy(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """H of the mean prediction, in [0, log C]: the one-model uncertainty baseline (with
+    K > 1 it equals consensus_entropy)."""
+    return consensus_entropy(probs, chunk_size=chunk_size)
+
+
+def margin(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """-(p1 - p2) of the mean prediction, p1 >= p2 its two largest probabilities: in
+    [-1, 0], higher = the top two classes are closer. 0 when C = 1."""
+    return _per_item(probs, lambda chunk: _minus_margin(_mean(chunk)), chunk_size)
+
+
+def least_confidence(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
+    """1 - the largest probability of the mean prediction, in [0, 1 - 1/C]."""
+    return _per_item(probs, lambda chunk: 1 - _mean(chunk).amax(-1), chunk_size)
+
+
+def random(probs: Array, *, random_state: int = 0) -> np.ndarray:
+    """Uniform [0, 1) scores from np.random.default_rng(random_state): the baseline every
+    strategy must beat. Depends on the items' positions; sampler.pool.score_shard hashes
+    item ids instead, so that sharding does not change the scores."""
+    n = _probs(probs).shape[1]
     return np.random.default_rng(random_state).random(n)
 
 
-def _mean_probs(probs) -> torch.Tensor:
-    tensor = _tensor(probs)
-    return _normalized(tensor.mean(0))
+def _nearest_labeled(
+    queries: torch.Tensor, labeled: torch.Tensor, labeled_norms: torch.Tensor, k: int
+) -> torch.Tensor:
+    """Indices (n, k) of the k labeled rows nearest each unit-norm query row.
 
-
-def cal(probs, *, embeddings, labeled_embeddings, labeled_probs, k: int = 10) -> np.ndarray:
-    """Contrastive active learning (Margatina et al., 2021).
-
-    For each candidate n: its k nearest labeled neighbours by L2 distance between
-    L2-normalized embeddings (`embeddings` (N, H), `labeled_embeddings` (L, H)); the score
-    is the mean over them of KL(p(neighbour) || p(candidate)), with p the mean-over-members
-    probabilities (`labeled_probs` (L, C) are already averaged). Exact search, in chunks of
-    candidates, so memory is bounded by chunk x L.
+    For unit vectors |q - l|^2 = 2 - 2 q.l, so the nearest by L2 are those with the largest
+    cosine. Exact: labeled rows are scanned in blocks and a running top k is kept, so the
+    working set is n x block whatever L is.
     """
-    candidates = _mean_probs(probs)
-    dtype = candidates.dtype
-    emb = torch.nn.functional.normalize(torch.as_tensor(embeddings).to(dtype), dim=1)
-    lab = torch.nn.functional.normalize(torch.as_tensor(labeled_embeddings).to(dtype), dim=1)
-    lab_p = _normalized(torch.as_tensor(labeled_probs).to(dtype))
-    n, n_labeled = emb.shape[0], lab.shape[0]
-    if n_labeled == 0:
+    n = queries.shape[0]
+    block = max(k, CHUNK_ELEMENTS // max(1, n))
+    best_sim = torch.empty(n, 0, dtype=queries.dtype)
+    best_idx = torch.empty(n, 0, dtype=torch.int64)
+    for start, stop in _spans(labeled.shape[0], block):
+        sims = (queries @ labeled[start:stop].T) / labeled_norms[start:stop]
+        sims = torch.cat([best_sim, sims], dim=1)
+        idx = torch.cat([best_idx, torch.arange(start, stop).expand(n, -1)], dim=1)
+        best_sim, where = sims.topk(min(k, sims.shape[1]), dim=1)
+        best_idx = idx.gather(1, where)
+    return best_idx
+
+
+def cal(
+    probs: Array,
+    *,
+    embeddings: Array,
+    labeled_embeddings: Array,
+    labeled_probs: Array,
+    k: int = 10,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Contrastive active learning (CAL; Margatina et al., EMNLP 2021; their code,
+    mourga/contrastive-active-learning, acquisition/cal.py).
+
+    For each candidate n: its min(k, L) nearest labeled items by L2 distance between the
+    L2-normalized embeddings (`embeddings` (N, H) of the candidates, `labeled_embeddings`
+    (L, H)); the score is the mean over those neighbours of KL(p(neighbour) || p(n)), with
+    p(n) = probs[:, n].mean(0) and p(neighbour) a row of `labeled_probs` (L, C), already
+    averaged over members. >= 0; candidate probabilities are floored at the dtype's smallest
+    normal number so a confident model's zeros give a large finite score, not inf.
+    Only labeled items are neighbours, as in the paper (small-text also searches unlabeled
+    ones). Exact search with matrix products over chunks of candidates and blocks of labeled
+    rows, so memory is bounded by about CHUNK_ELEMENTS elements per working array.
+    """
+    tensor = _probs(probs)
+    dtype = tensor.dtype
+    n, n_classes = tensor.shape[1], tensor.shape[2]
+    emb = _as_tensor(embeddings, dtype=dtype)
+    lab = _as_tensor(labeled_embeddings, dtype=dtype)
+    lab_p = _as_tensor(labeled_probs, dtype=dtype)
+    if emb.dim() != 2 or emb.shape[0] != n:
+        raise ValueError(f"embeddings must have shape ({n}, H), got {tuple(emb.shape)}")
+    if lab.dim() != 2 or lab.shape[1] != emb.shape[1]:
+        raise ValueError(f"labeled_embeddings must have shape (L, {emb.shape[1]})")
+    if lab.shape[0] == 0:
         raise ValueError("cal needs at least one labeled item")
-    k = min(k, n_labeled)
+    if tuple(lab_p.shape) != (lab.shape[0], n_classes):
+        raise ValueError(f"labeled_probs must have shape ({lab.shape[0]}, {n_classes})")
+    if k <= 0:
+        raise ValueError("k must be positive")
+    k = min(k, lab.shape[0])
     tiny = torch.finfo(dtype).tiny
-    lab_neg_entropy = torch.special.xlogy(lab_p, lab_p).sum(-1)  # (L,)
     out = np.empty(n, dtype=np.float64)
-    step = max(1, CHUNK_ELEMENTS // max(1, n_labeled))
     with torch.no_grad():
-        for start in range(0, n, step):
-            stop = min(n, start + step)
-            # For unit vectors, the nearest in L2 are those of largest dot product.
-            sims = emb[start:stop] @ lab.T  # (n, L)
-            neighbours = sims.topk(k, dim=1).indices  # (n, k)
-            log_cand = torch.log(candidates[start:stop].clamp_min(tiny))  # (n, C)
-            p_nb = lab_p[neighbours]  # (n, k, C)
-            cross = (p_nb * log_cand[:, None, :]).sum(-1)  # (n, k)
-            kl = lab_neg_entropy[neighbours] - cross
-            out[start:stop] = kl.mean(1).to(torch.float64).numpy()
+        lab_p = _normalized(lab_p)
+        lab_norms = torch.linalg.vector_norm(lab, dim=1).clamp_min(tiny)
+        lab_neg_entropy = -_entropy(lab_p)  # sum p log p per labeled item, (L,)
+        step = chunk_size or max(1, CHUNK_ELEMENTS // max(1, k * n_classes, emb.shape[1]))
+        for start, stop in _spans(n, step):
+            queries = torch.nn.functional.normalize(emb[start:stop], dim=1)
+            neighbours = _nearest_labeled(queries, lab, lab_norms, k)  # (n, k)
+            log_q = torch.log(_mean(tensor[:, start:stop, :]).clamp_min(tiny))  # (n, C)
+            cross = torch.einsum("nkc,nc->nk", lab_p[neighbours], log_q)
+            kl = lab_neg_entropy[neighbours] - cross  # KL(neighbour || candidate), (n, k)
+            out[start:stop] = kl.mean(1).clamp_min(0).numpy()
     return out
 
 
-def lftl(probs, *, previous_probs, lam: float = 0.03) -> np.ndarray:
-    """Contrast with the previous round's model (after "Learn from the Learnt").
+def lftl(
+    probs: Array,
+    *,
+    previous_probs: Array,
+    lam: float = 0.03,
+    chunk_size: int | None = None,
+) -> np.ndarray:
+    """Contrast with the previous round's model (after "Learn from the Learnt",
+    mining/contrastive_sampling.py).
 
-    p~ = p_t + lam (p_t - p_{t-1}), p_t the mean prediction now, `previous_probs` (N, C) the
-    previous round's mean prediction for the same items; score = minus the margin of p~, so
-    items still uncertain and drifting between rounds rank first.
+    p~ = p_t + lam (p_t - p_{t-1}), with p_t = probs.mean(0) and `previous_probs` (N, C)
+    p_{t-1}, the previous round's mean prediction for the same items; score = -(p~1 - p~2),
+    minus the margin of p~, in [-(1 + 2 lam), 0]: items still uncertain, and drifting
+    towards uncertainty between rounds, rank first.
     """
-    current = _mean_probs(probs)
-    previous = torch.as_tensor(previous_probs).to(current.dtype)
-    if previous.shape != current.shape:
-        raise ValueError(f"previous_probs must have shape {tuple(current.shape)}")
-    moved = current + lam * (current - previous)
-    if moved.shape[-1] < 2:
-        return np.zeros(moved.shape[0])
-    top = moved.topk(2, dim=-1).values
-    return (-(top[:, 0] - top[:, 1])).to(torch.float64).numpy()
+    tensor = _probs(probs)
+    previous = _as_tensor(previous_probs, dtype=tensor.dtype)
+    if tuple(previous.shape) != (tensor.shape[1], tensor.shape[2]):
+        raise ValueError(
+            f"previous_probs must have shape {(tensor.shape[1], tensor.shape[2])}, "
+            f"got {tuple(previous.shape)}"
+        )
+    out = np.empty(tensor.shape[1], dtype=np.float64)
+    with torch.no_grad():
+        for start, stop in _spans(tensor.shape[1], _chunk_items(tensor, chunk_size)):
+            now = _mean(tensor[:, start:stop, :])
+            moved = now + lam * (now - _normalized(previous[start:stop]))
+            out[start:stop] = _minus_margin(moved).numpy()
+    return out
 
 
 ACQUISITIONS: dict[str, Callable[..., np.ndarray]] = {
@@ -198,19 +316,32 @@ ACQUISITIONS: dict[str, Callable[..., np.ndarray]] = {
     "least_confidence": least_confidence,
     "random": random,
 }
-# The lowest score each function can give where it is below 0 (minus a margin): selection
-# ranks by (score - floor) / cost with this fixed floor, so rankings agree across shards.
-SCORE_FLOOR: dict[str, float] = {"margin": -1.0, "lftl": -(1.0 + 2 * 0.03)}
+# Functions that need several members to mean anything, and those that contrast with
+# something besides the pool's own probabilities.
 ENSEMBLE_ACQUISITIONS = frozenset({"vote_entropy", "consensus_entropy", "max_disagreement", "bald"})
 CONTRASTIVE_ACQUISITIONS = frozenset({"cal", "lftl"})
-_REQUIRES = {
+_REQUIRES: dict[str, frozenset[str]] = {
     "cal": frozenset({"embeddings", "labeled_embeddings", "labeled_probs"}),
     "lftl": frozenset({"previous_probs"}),
+}
+# The lowest score each function can give, with default parameters. Selection ranks by
+# (score - floor) / cost; a fixed floor (not the pool's minimum) keeps the ranking the same
+# in every shard. Only the minus-a-margin scores go below 0.
+SCORE_FLOOR: dict[str, float] = {name: 0.0 for name in ACQUISITIONS} | {
+    "margin": -1.0,
+    "lftl": -(1.0 + 2 * 0.03),
 }
 
 
 def requires(name: str) -> frozenset[str]:
-    """The extra keyword inputs acquisition function `name` needs besides `probs`."""
+    """The extra keyword inputs ACQUISITIONS[name] needs besides `probs` (empty for most)."""
     if name not in ACQUISITIONS:
-        raise KeyError(f"unknown acquisition function {name!r}")
+        raise KeyError(f"unknown acquisition function {name!r}; known: {', '.join(ACQUISITIONS)}")
     return _REQUIRES.get(name, frozenset())
+
+
+def score_floor(name: str) -> float:
+    """The lowest score ACQUISITIONS[name] gives with default parameters: pass it as
+    `score_floor` to sampler.selection.select_under_budget and sampler.pool's ranking."""
+    requires(name)  # raises KeyError for an unknown name
+    return SCORE_FLOOR[name]

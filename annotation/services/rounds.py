@@ -74,6 +74,14 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         last = Round.objects.filter(project=project).order_by("-number").first()
         if (
             last is not None
+            and last.status == Round.Status.FAILED
+            and last.finished_at is not None
+            and (timezone.now() - last.finished_at).total_seconds()
+            < settings.ANNOTATION_ROUND_RETRY_SECONDS
+        ):
+            return None  # the last one just failed (say, the broker is down): back off
+        if (
+            last is not None
             and last.status == Round.Status.DONE
             and last.queued_count == 0
             and last.budget_spent == project.spent

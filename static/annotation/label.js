@@ -156,8 +156,9 @@
   document.addEventListener("keydown", (event) => {
     if (event.ctrlKey || event.metaKey || event.altKey) return;
     if (event.target.matches && event.target.matches("input, textarea")) return;
-    const n = Number(event.key);
-    if (Number.isInteger(n) && n >= 1 && n <= Math.min(9, labels.length)) {
+    // Keys 1..9 pick the first nine labels; 0 picks the tenth.
+    const n = event.key === "0" ? 10 : Number(event.key);
+    if (/^[0-9]$/.test(event.key) && n >= 1 && n <= Math.min(10, labels.length)) {
       event.preventDefault();
       choose(labels[n - 1]);
     } else if (event.key === "s") {

@@ -114,6 +114,7 @@ def test_round_survives_a_worker_process_killed_mid_round(worker):
 
 def test_labels_go_on_while_redis_is_down_and_rounds_resume(worker, settings):
     settings.ANNOTATION_ROUND_STALE_SECONDS = 3
+    settings.ANNOTATION_ROUND_RETRY_SECONDS = 1
     project = features_project(400, budget=100)
     user = MembershipFactory(project=project).user
     queue(project, list(Item.objects.filter(project=project).order_by("id")[:30]))
