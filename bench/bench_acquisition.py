@@ -78,7 +78,8 @@ def main() -> None:
     copy_target = np.empty_like(big)
     memcpy = nbytes / best_of(lambda: np.copyto(copy_target, big), 5)
     print(
-        f"K={args.k} N={args.n:,} C={args.c}, float32 probabilities: {nbytes / 1e6:.0f} MB; one thread"
+        f"K={args.k} N={args.n:,} C={args.c}, float32 probabilities: "
+        f"{nbytes / 1e6:.0f} MB; one thread"
     )
     print(f"memcpy bandwidth measured now: {memcpy / 1e9:.2f} GB/s\n")
     rows = [
@@ -88,18 +89,21 @@ def main() -> None:
         ("bald", acquisition.bald, None, args.n),
     ]
     print(
-        f"{'function':<18} {'ours items/s':>14} {'modAL items/s':>14} {'speed-up':>9} {'GB/s':>6} {'of memcpy':>9}  floor"
+        f"{'function':<18} {'ours items/s':>14} {'modAL items/s':>14} {'speed-up':>9} "
+        f"{'GB/s':>6} {'of memcpy':>9}  floor"
     )
     failed = 0
     for name, ours, theirs, modal_n in rows:
-        ours_time = best_of(lambda: ours(probs), 3)
+        ours_time = best_of(lambda ours=ours: ours(probs), 3)
         ours_rate = args.n / ours_time
         bandwidth = nbytes / ours_time
         if theirs is not None:
             sub = X[:modal_n]
             for member, learner in zip(committee.learner_list, range(args.k), strict=True):
                 member.estimator.probs = probs64[learner, :modal_n]
-            modal_time = best_of(lambda: theirs(committee, sub), 1 if modal_n < args.n else 2)
+            modal_time = best_of(
+                lambda theirs=theirs, sub=sub: theirs(committee, sub), 1 if modal_n < args.n else 2
+            )
             modal_rate = modal_n / modal_time
             speedup = ours_rate / modal_rate
             floor = FLOORS[name]
@@ -108,11 +112,13 @@ def main() -> None:
             note = f" (modAL timed on {modal_n:,} rows)" if modal_n < args.n else ""
             print(
                 f"{name:<18} {ours_rate:>14,.0f} {modal_rate:>14,.0f} {speedup:>8.1f}x "
-                f"{bandwidth / 1e9:>6.2f} {bandwidth / memcpy:>8.0%}  >={floor:.0f}x {verdict}{note}"
+                f"{bandwidth / 1e9:>6.2f} {bandwidth / memcpy:>8.0%}  "
+                f">={floor:.0f}x {verdict}{note}"
             )
         else:
             print(
-                f"{name:<18} {ours_rate:>14,.0f} {'-':>14} {'-':>9} {bandwidth / 1e9:>6.2f} {bandwidth / memcpy:>8.0%}  (no modAL function)"
+                f"{name:<18} {ours_rate:>14,.0f} {'-':>14} {'-':>9} {bandwidth / 1e9:>6.2f} "
+                f"{bandwidth / memcpy:>8.0%}  (no modAL function)"
             )
         for member, learner in zip(committee.learner_list, range(args.k), strict=True):
             member.estimator.probs = probs64[learner]

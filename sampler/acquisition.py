@@ -200,9 +200,9 @@ def _nearest_labeled(
 ) -> torch.Tensor:
     """Indices (n, k) of the k labeled rows nearest each unit-norm query row.
 
-    For unit vectors |q - l|^2 = 2 - 2 q.l, so the nearest by L2 are those with the largest
-    cosine. Exact: labeled rows are scanned in blocks and a running top k is kept, so the
-    working set is n x block whatever L is.
+    For unit vectors |q - l|^2 = 2 - 2 q.l, so the nearest by L2 are those of largest
+    cosine. Exact: labeled rows are scanned in blocks keeping a running top k, so the
+    working set is about n x block whatever L is.
     """
     n = queries.shape[0]
     block = max(k, CHUNK_ELEMENTS // max(1, n))
@@ -215,6 +215,13 @@ def _nearest_labeled(
         best_sim, where = sims.topk(min(k, sims.shape[1]), dim=1)
         best_idx = idx.gather(1, where)
     return best_idx
+
+
+def _embedding_tensor(x: Array) -> torch.Tensor:
+    tensor = _as_tensor(x)
+    if tensor.dim() != 2:
+        raise ValueError(f"embeddings must be 2-d (items, H), got {tuple(tensor.shape)}")
+    return tensor
 
 
 def cal(
@@ -233,22 +240,21 @@ def cal(
     L2-normalized embeddings (`embeddings` (N, H) of the candidates, `labeled_embeddings`
     (L, H)); the score is the mean over those neighbours of KL(p(neighbour) || p(n)), with
     p(n) = probs[:, n].mean(0) and p(neighbour) a row of `labeled_probs` (L, C), already
-    averaged over members. >= 0; candidate probabilities are floored at the dtype's smallest
-    normal number so a confident model's zeros give a large finite score, not inf.
-    Only labeled items are neighbours, as in the paper (small-text also searches unlabeled
-    ones). Exact search with matrix products over chunks of candidates and blocks of labeled
-    rows, so memory is bounded by about CHUNK_ELEMENTS elements per working array.
+    averaged over members. >= 0; candidate probabilities are floored at the float64
+    smallest normal number, so a confident model's exact zeros give a large finite score,
+    not inf. Only labeled items are neighbours, as in the paper (small-text's variant also
+    searches unlabeled ones). Exact search by matrix products over chunks of candidates and
+    blocks of labeled rows: memory is bounded by about CHUNK_ELEMENTS per working array.
     """
     tensor = _probs(probs)
-    dtype = tensor.dtype
     n, n_classes = tensor.shape[1], tensor.shape[2]
-    emb = _as_tensor(embeddings, dtype=dtype)
-    lab = _as_tensor(labeled_embeddings, dtype=dtype)
-    lab_p = _as_tensor(labeled_probs, dtype=dtype)
-    if emb.dim() != 2 or emb.shape[0] != n:
-        raise ValueError(f"embeddings must have shape ({n}, H), got {tuple(emb.shape)}")
-    if lab.dim() != 2 or lab.shape[1] != emb.shape[1]:
-        raise ValueError(f"labeled_embeddings must have shape (L, {emb.shape[1]})")
+    emb = _embedding_tensor(embeddings)
+    lab = _embedding_tensor(labeled_embeddings).to(emb.dtype)
+    lab_p = _as_tensor(labeled_probs, dtype=torch.float64)
+    if emb.shape[0] != n:
+        raise ValueError(f"embeddings must have {n} rows (one per item), got {emb.shape[0]}")
+    if lab.shape[1] != emb.shape[1]:
+        raise ValueError(f"labeled_embeddings must have {emb.shape[1]} columns like embeddings")
     if lab.shape[0] == 0:
         raise ValueError("cal needs at least one labeled item")
     if tuple(lab_p.shape) != (lab.shape[0], n_classes):
@@ -256,12 +262,12 @@ def cal(
     if k <= 0:
         raise ValueError("k must be positive")
     k = min(k, lab.shape[0])
-    tiny = torch.finfo(dtype).tiny
     out = np.empty(n, dtype=np.float64)
     with torch.no_grad():
         lab_p = _normalized(lab_p)
-        lab_norms = torch.linalg.vector_norm(lab, dim=1).clamp_min(tiny)
-        lab_neg_entropy = -_entropy(lab_p)  # sum p log p per labeled item, (L,)
+        lab_norms = torch.linalg.vector_norm(lab, dim=1).clamp_min(torch.finfo(lab.dtype).tiny)
+        lab_neg_entropy = torch.special.xlogy(lab_p, lab_p).sum(-1)  # sum p log p, (L,)
+        tiny = torch.finfo(torch.float64).tiny
         step = chunk_size or max(1, CHUNK_ELEMENTS // max(1, k * n_classes, emb.shape[1]))
         for start, stop in _spans(n, step):
             queries = torch.nn.functional.normalize(emb[start:stop], dim=1)
@@ -289,7 +295,7 @@ def lftl(
     towards uncertainty between rounds, rank first.
     """
     tensor = _probs(probs)
-    previous = _as_tensor(previous_probs, dtype=tensor.dtype)
+    previous = _as_tensor(previous_probs, dtype=torch.float64)
     if tuple(previous.shape) != (tensor.shape[1], tensor.shape[2]):
         raise ValueError(
             f"previous_probs must have shape {(tensor.shape[1], tensor.shape[2])}, "

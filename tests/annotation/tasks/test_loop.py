@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from annotation.models import Annotation, Item, Round
+from annotation.models import Item, Round
 from tests.conftest import api_client, wait_for
 from tests.factories import MembershipFactory, UserFactory
 
