@@ -75,7 +75,10 @@ class ProjectAdmin(admin.ModelAdmin):
     readonly_fields = ["kind", "spent", "reserved", "round", "created_at"]
     inlines = [BudgetGroupInline, MembershipInline]
     fieldsets = [
-        (None, {"fields": ["name", "labels", "kind"]}),
+        (
+            None,
+            {"fields": ["name", "labels", "kind", "out_of_scope_label", "out_of_scope_threshold"]},
+        ),
         (
             "Budget",
             {"fields": ["budget", "spent", "reserved", "cost_rule", "cost_value", "cost_floor"]},

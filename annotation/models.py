@@ -8,7 +8,7 @@ database itself refuse any write that would break `spent + reserved <= budget`.
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -38,6 +38,10 @@ class CostRule(models.TextChoices):
 
 
 class Project(models.Model):
+    class GroupMode(models.TextChoices):
+        FIXED = "fixed", "Fixed: group budgets only"
+        ADAPTIVE = "adaptive", "Adaptive: follow each group's learning curve"
+
     class Kind(models.TextChoices):
         TEXT = "text"
         IMAGE = "image"
@@ -83,6 +87,30 @@ class Project(models.Model):
         validators=[MinValueValidator(Decimal("0.01"))],
         help_text="The least an item costs under a proportional rule.",
     )
+    group_mode = models.CharField(
+        max_length=10,
+        choices=GroupMode.choices,
+        default=GroupMode.FIXED,
+        help_text="adaptive: each round spends where a group's learning curve predicts the "
+        "most gain per unit of cost (within any group budgets).",
+    )
+    group_floor = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="adaptive: the least share of each batch every group gets.",
+    )
+    out_of_scope_label = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="A label (one of `labels`) for items outside the task. The ensemble learns "
+        "it like any class, and rounds stop spending budget on items it confidently calls "
+        "out of scope.",
+    )
+    out_of_scope_threshold = models.FloatField(
+        default=0.8,
+        validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
+        help_text="How sure (mean ensemble probability) the model must be to skip an item.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -100,6 +128,12 @@ class Project(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        if self.out_of_scope_label and self.out_of_scope_label not in (self.labels or []):
+            raise ValidationError({"out_of_scope_label": "It must be one of the labels."})
 
     @property
     def remaining(self) -> Decimal:
@@ -301,6 +335,12 @@ class Round(models.Model):
         null=True, blank=True, help_text="Out-of-bag accuracy of the ensemble on the labeled set."
     )
     shard_count = models.PositiveIntegerField(default=0)
+    group_stats = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="Adaptive groups: per group its labels, error, power-law fit, predicted "
+        "gain per unit of cost and the batch slots it got.",
+    )
     pool_size = models.PositiveIntegerField(default=0)
     # The trained ensemble (sampler.ensemble.MLPEnsemble.to_bytes), read by the shard tasks
     # and by the next round's `lftl`.

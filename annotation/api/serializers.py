@@ -58,6 +58,8 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     queue_low_water = serializers.IntegerField(
         min_value=0, max_value=10_000, allow_null=True, required=False
     )
+    out_of_scope_label = serializers.CharField(max_length=200, allow_blank=True, required=False)
+    out_of_scope_threshold = serializers.FloatField(min_value=0.5, max_value=1.0, required=False)
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -81,12 +83,26 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "cost_rule",
             "cost_value",
             "cost_floor",
+            "out_of_scope_label",
+            "out_of_scope_threshold",
             "item_count",
             "labeled_count",
             "round",
             "created_at",
         ]
         read_only_fields = ["id", "kind", "spent", "reserved", "round", "created_at"]
+
+
+    def validate(self, attrs):
+        labels = attrs.get("labels", self.instance.labels if self.instance else [])
+        oos = attrs.get(
+            "out_of_scope_label", self.instance.out_of_scope_label if self.instance else ""
+        )
+        if oos and oos not in labels:
+            raise serializers.ValidationError(
+                {"out_of_scope_label": ["It must be one of the labels."]}
+            )
+        return attrs
 
 
 class ItemOutSerializer(serializers.ModelSerializer):

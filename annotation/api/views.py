@@ -297,6 +297,7 @@ def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
         content,
         "meta",
         "label",
+        "out_of_scope",
         "annotator",
         "labeled_at",
         "round",

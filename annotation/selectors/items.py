@@ -44,6 +44,8 @@ def labeled_records(*, project: Project) -> Iterator[dict]:
             content: row[content],
             "meta": row["meta"],
             "label": row["label"],
+            "out_of_scope": bool(project.out_of_scope_label)
+            and row["label"] == project.out_of_scope_label,
             "annotator": row["annotator"],
             "labeled_at": row["labeled_at"].isoformat() if row["labeled_at"] else None,
             "round": row["queued_round"],

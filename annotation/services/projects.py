@@ -20,6 +20,8 @@ CONFIG_FIELDS = (
     "cost_rule",
     "cost_value",
     "cost_floor",
+    "out_of_scope_label",
+    "out_of_scope_threshold",
 )
 
 

@@ -135,17 +135,18 @@ def _vectors(rows, dim: int | None = None) -> np.ndarray:
     return np.stack([np.frombuffer(bytes(v), dtype=np.float32) for v in rows])
 
 
-def _labeled(project: Project) -> tuple[np.ndarray, np.ndarray]:
+def _labeled(project: Project) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Labeled rows: features (n, d), class indices (n,) and each row's group."""
     rows = list(
         Item.objects.filter(project=project, status=Item.Status.LABELED, vector__isnull=False)
         .order_by("id")
-        .values_list("vector", "annotation__label")
+        .values_list("vector", "annotation__label", "group")
     )
     index = {name: i for i, name in enumerate(project.labels)}
-    rows = [(v, index[label]) for v, label in rows if label in index]
-    X = _vectors([v for v, _ in rows])
-    y = np.asarray([c for _, c in rows], dtype=np.int64)
-    return X, y
+    rows = [(v, index[label], g) for v, label, g in rows if label in index]
+    X = _vectors([r[0] for r in rows])
+    y = np.asarray([r[1] for r in rows], dtype=np.int64)
+    return X, y, [r[2] for r in rows]
 
 
 def _group_budgets(project: Project) -> tuple[dict[str, int], dict[int, float]]:
@@ -167,7 +168,7 @@ def round_run(*, round_id: int) -> None:
         _dispatch_pending_shards(rnd)
         return
     project = rnd.project
-    X, y = _labeled(project)
+    X, y, groups = _labeled(project)
     pool = _pool(project.pk)
     pool_size = pool.count()
     rnd.labeled_count = len(y)
@@ -205,6 +206,8 @@ def round_run(*, round_id: int) -> None:
     )
     rnd.model = model.to_bytes()
     rnd.accuracy = model.oob_accuracy_
+    if project.group_mode == Project.GroupMode.ADAPTIVE:
+        rnd.group_stats = _adaptive_allocation(project, rnd, model, y, groups)
     bounds = _shard_bounds(pool, settings.ANNOTATION_SHARD_SIZE)
     with transaction.atomic():
         locked = Round.objects.select_for_update().get(pk=round_id)
@@ -225,9 +228,56 @@ def round_run(*, round_id: int) -> None:
                 "labeled_count",
                 "budget_spent",
                 "pool_size",
+                "group_stats",
             ]
         )
         transaction.on_commit(lambda: _dispatch_pending_shards(rnd))
+
+
+def _adaptive_allocation(project, rnd, model, y, groups) -> dict:
+    """How many of this round's batch each group gets, and why (stored on the round).
+
+    Each group's out-of-bag error now, with its history from earlier rounds, gives its
+    power-law learning curve; sampler.allocation spends the batch where the predicted
+    error reduction per unit of cost is largest, above the project's per-group floor.
+    """
+    from django.db.models import Avg, Count
+
+    from sampler.allocation import GroupCurve, allocate_batch
+
+    oob = getattr(model, "oob_proba_", None)
+    names = np.asarray(groups, dtype=object)
+    history: dict[str, list] = {}
+    for earlier in Round.objects.filter(
+        project=project, number__lt=rnd.number, group_stats__isnull=False
+    ).values_list("group_stats", flat=True):
+        for name, stats in earlier.items():
+            if stats.get("error") is not None:
+                history.setdefault(name, []).append((stats["labels"], stats["error"]))
+    curves = []
+    for row in _pool(project.pk).values("group").annotate(n=Count("id"), cost=Avg("cost")):
+        name = row["group"]
+        mine = names == name
+        error = None
+        if oob is not None and mine.any():
+            seen = mine & ~np.isnan(oob).any(1)
+            if seen.any():
+                error = float((oob[seen].argmax(1) != y[seen]).mean())
+        points = history.get(name, []) + ([(int(mine.sum()), error)] if error is not None else [])
+        curves.append(GroupCurve(name, int(mine.sum()), points, float(row["cost"]), row["n"]))
+    allocate_batch(curves, batch_size=project.batch_size, floor=project.group_floor)
+    return {
+        c.name: {
+            "labels": c.labels,
+            "error": c.history[-1][1] if c.history and c.history[-1][0] == c.labels else None,
+            "fit_a": round(c.a, 6),
+            "fit_b": round(c.b, 6),
+            "gain_per_cost": c.gain_per_cost,
+            "mean_cost": c.mean_cost,
+            "slots": c.slots,
+        }
+        for c in curves
+    }
 
 
 def _shard_bounds(pool, shard_size: int) -> list[tuple[int, int]]:
@@ -267,6 +317,7 @@ def round_score_shard(*, round_id: int, index: int) -> None:
     Reads only the shard's rows. The last shard to finish enqueues the reduce step: the
     round row lock serializes the finishing shards so exactly one of them sees all done.
     """
+    from sampler.acquisition import score_floor
     from sampler.ensemble import MLPEnsemble
     from sampler.pool import score_shard, shard_candidates
 
@@ -279,7 +330,7 @@ def round_score_shard(*, round_id: int, index: int) -> None:
         _pool(project.pk)
         .filter(id__gte=shard.start_id, id__lt=shard.stop_id)
         .order_by("id")
-        .values_list("id", "vector", "cost")
+        .values_list("id", "vector", "cost", "group")
     )
     candidates: list = []
     if rows:
@@ -290,6 +341,9 @@ def round_score_shard(*, round_id: int, index: int) -> None:
         extra = {}
         if rnd.strategy == "cal":
             extra["labeled_X"] = _labeled(project)[0]
+        if project.out_of_scope_label in project.labels:
+            extra["exclude_class"] = project.labels.index(project.out_of_scope_label)
+            extra["exclude_above"] = project.out_of_scope_threshold
         if rnd.strategy == "lftl":
             previous = (
                 Round.objects.filter(project=project, number__lt=rnd.number, model__isnull=False)
@@ -300,7 +354,17 @@ def round_score_shard(*, round_id: int, index: int) -> None:
             if previous is not None:
                 extra["previous_model"] = MLPEnsemble.from_bytes(bytes(previous))
         scores = score_shard(model, X, rnd.strategy, ids=ids, random_state=rnd.number, **extra)
-        candidates = shard_candidates(ids, scores, costs, project.batch_size * DIVERSITY_POOL)
+        k = project.batch_size * DIVERSITY_POOL
+        floor = score_floor(rnd.strategy)
+        if rnd.group_stats:  # adaptive groups: keep each group's best, not only the overall
+            names = np.asarray([r[3] for r in rows], dtype=object)
+            for name in np.unique(names):
+                mine = names == name
+                candidates += shard_candidates(
+                    ids[mine], scores[mine], costs[mine], k, score_floor=floor
+                )
+        else:
+            candidates = shard_candidates(ids, scores, costs, k, score_floor=floor)
     with transaction.atomic():
         locked = Round.objects.select_for_update().get(pk=round_id)
         updated = RoundShard.objects.filter(pk=shard.pk, done_at__isnull=True).update(
@@ -316,8 +380,7 @@ def round_score_shard(*, round_id: int, index: int) -> None:
 
 def round_reduce(*, round_id: int) -> None:
     """Merge the shards' candidates, select a diverse batch within budget, queue it."""
-    from sampler.pool import merge_candidates
-    from sampler.selection import select_under_budget
+    from sampler.acquisition import score_floor
 
     rnd = Round.objects.select_related("project").get(pk=round_id)
     if rnd.status != Round.Status.RUNNING:
@@ -326,30 +389,55 @@ def round_reduce(*, round_id: int) -> None:
     shards = list(RoundShard.objects.filter(round=rnd).values_list("candidates", "done_at"))
     if any(done is None for _, done in shards):
         return
-    merged = merge_candidates((c or [] for c, _ in shards), project.batch_size * DIVERSITY_POOL)
-    ids = [int(c[0]) for c in merged]
-    scores = {int(c[0]): float(c[1]) for c in merged}
+    floor = score_floor(rnd.strategy)
+    merged = [c for candidates, _ in shards for c in candidates or []]
     rows = {
         r[0]: r
-        for r in Item.objects.filter(pk__in=ids, status=Item.Status.UNLABELED).values_list(
-            "id", "vector", "cost", "group"
-        )
+        for r in Item.objects.filter(
+            pk__in=[int(c[0]) for c in merged], status=Item.Status.UNLABELED
+        ).values_list("id", "vector", "cost", "group")
     }
-    ids = [i for i in ids if i in rows]
-    picks: list = []
-    if ids:
-        codes, group_remaining = _group_budgets(project)
-        order = select_under_budget(
-            np.asarray([scores[i] for i in ids]),
-            np.asarray([float(rows[i][2]) for i in ids]),
-            remaining=float(project.remaining),
-            batch_size=project.batch_size,
-            features=_vectors([rows[i][1] for i in ids]),
-            groups=np.asarray([codes.get(rows[i][3], -1) for i in ids], dtype=np.int64),
-            group_remaining=group_remaining,
+    merged = [c for c in merged if int(c[0]) in rows]
+    codes, group_remaining = _group_budgets(project)
+    remaining = float(project.remaining)
+    if rnd.group_stats:
+        picks = []
+        for name, stats in sorted(rnd.group_stats.items(), key=lambda kv: -kv[1]["slots"]):
+            mine = [c for c in merged if rows[int(c[0])][3] == name]
+            chosen = _select(
+                mine, rows, codes, group_remaining, remaining, stats["slots"], floor
+            )
+            picks += chosen
+            remaining -= sum(float(rows[i][2]) for i, _ in chosen)
+            if name in codes:
+                group_remaining[codes[name]] -= sum(float(rows[i][2]) for i, _ in chosen)
+    else:
+        picks = _select(
+            merged, rows, codes, group_remaining, remaining, project.batch_size, floor
         )
-        picks = [(ids[j], scores[ids[j]]) for j in order]
     round_queue(rnd=rnd, picks=picks)
+
+
+def _select(candidates, rows, codes, group_remaining, remaining, batch_size, floor):
+    """The best `batch_size` of `candidates` within the budgets, diverse, as (id, score)."""
+    from sampler.pool import merge_candidates
+    from sampler.selection import select_under_budget
+
+    best = merge_candidates([candidates], batch_size * DIVERSITY_POOL, score_floor=floor)
+    if not best or batch_size <= 0:
+        return []
+    ids = [int(c[0]) for c in best]
+    order = select_under_budget(
+        np.asarray([c[1] for c in best]),
+        np.asarray([float(rows[i][2]) for i in ids]),
+        remaining=remaining,
+        batch_size=batch_size,
+        features=_vectors([rows[i][1] for i in ids]),
+        groups=np.asarray([codes.get(rows[i][3], -1) for i in ids], dtype=np.int64),
+        group_remaining=group_remaining,
+        score_floor=floor,
+    )
+    return [(ids[j], float(best[j][1])) for j in order]
 
 
 def round_queue(*, rnd: Round, picks: list[tuple[int, float | None]]) -> None:

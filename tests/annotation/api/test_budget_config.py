@@ -95,3 +95,29 @@ def test_quota_stops_handing_out_items(project, manager, annotator):
         format="json",
     )
     assert client.post(f"/api/projects/{project.id}/next/").json()["state"] == "quota_reached"
+
+
+def test_out_of_scope_label_must_be_a_label(project, manager):
+    response = api_client(manager).patch(
+        f"/api/projects/{project.id}/", {"out_of_scope_label": "junk"}, format="json"
+    )
+    assert response.status_code == 400
+    assert "out_of_scope_label" in response.json()
+
+
+def test_export_marks_out_of_scope_labels(project, manager, annotator):
+    from annotation.services.annotations import annotation_submit
+    from annotation.services.items import item_next_for
+
+    project.labels = ["cat", "dog", "junk"]
+    project.out_of_scope_label = "junk"
+    project.save()
+    queue(project, ItemFactory.create_batch(2, project=project))
+    for name in ("junk", "cat"):
+        item, _ = item_next_for(project=project, user=annotator)
+        annotation_submit(project=project, user=annotator, item_id=item.id, label=name)
+    response = api_client(manager).get(f"/api/projects/{project.id}/export/?format=json")
+    import json
+
+    records = json.loads(b"".join(response.streaming_content))
+    assert [(r["label"], r["out_of_scope"]) for r in records] == [("junk", True), ("cat", False)]
