@@ -187,6 +187,7 @@ class RoundSerializer(serializers.ModelSerializer):
             "queued_count",
             "queued_cost",
             "accuracy",
+            "group_stats",
             "started_at",
             "finished_at",
             "seconds",
