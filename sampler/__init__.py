@@ -6,4 +6,5 @@
 - `sampler.selection`: top-k, selection under a budget with batch diversity, cold start
 - `sampler.pool`: scoring a pool in shards and merging the shards' candidates
 - `sampler.simulate`: replaying a labeled set to compare strategies
+- `sampler.allocation`: splitting a batch across item groups by their learning curves
 """

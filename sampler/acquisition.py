@@ -9,10 +9,12 @@ As in scipy.stats.entropy (which modAL's functions call), every distribution is
 renormalized to sum to 1 before use, so the ensemble functions agree with modAL's
 `vote_entropy`, `consensus_entropy` and `KL_max_disagreement` on the same committee outputs.
 
-Work is done `chunk_size` items at a time, in the input's precision (float32 stays float32,
-which keeps the kernels near memory speed), so the working memory beyond the input is
-bounded whatever N is. Each item's score depends only on its own row: chunking, and so
-sharding, does not change it.
+Work is done `chunk_size` items at a time (default: about CHUNK_ELEMENTS probabilities per
+chunk), so the working memory beyond the input is bounded whatever N is. Passes over the
+whole (K, n, C) chunk run in the input's dtype (float32 stays float32: half the memory
+traffic); the small (n, C) work on the members' mean runs in float64. Each item's score
+depends only on its own row, bit for bit at a given torch thread count (see _aligned):
+chunking, and so sharding, does not change it.
 """
 
 from collections.abc import Callable, Iterator
@@ -22,6 +24,8 @@ import torch
 
 # Default chunk: about this many probability elements (2 MB of float32) per working array.
 CHUNK_ELEMENTS = 1 << 19
+# Chunks are padded to a multiple of this many items (see _aligned).
+ALIGN = 64
 
 Array = np.ndarray | torch.Tensor
 
@@ -60,7 +64,22 @@ def _chunk_items(tensor: torch.Tensor, chunk_size: int | None) -> int:
             raise ValueError("chunk_size must be positive")
         return chunk_size
     k, _, c = tensor.shape
-    return max(1, CHUNK_ELEMENTS // max(1, k * c))
+    return max(ALIGN, CHUNK_ELEMENTS // max(1, k * c) // ALIGN * ALIGN)
+
+
+def _aligned(chunk: torch.Tensor) -> torch.Tensor:
+    """`chunk` (K, n, C) padded with uniform rows to a multiple of ALIGN items.
+
+    Vectorized kernels handle a remainder that does not fill a SIMD register with scalar
+    code, whose log and exp can differ from the vector code in the last bit. Padding makes
+    every real item take the vector path, so its score is bit-for-bit the same whatever
+    chunk (or shard) it sits in, and rankings of near-equal scores agree across shards.
+    """
+    k, n, c = chunk.shape
+    missing = -n % ALIGN
+    if missing == 0:
+        return chunk
+    return torch.cat([chunk, torch.full((k, missing, c), 1.0 / c, dtype=chunk.dtype)], dim=1)
 
 
 def _per_item(
@@ -71,7 +90,8 @@ def _per_item(
     out = np.empty(tensor.shape[1], dtype=np.float64)
     with torch.no_grad():
         for start, stop in _spans(tensor.shape[1], _chunk_items(tensor, chunk_size)):
-            out[start:stop] = fn(tensor[:, start:stop, :]).numpy()
+            scores = fn(_aligned(tensor[:, start:stop, :]))
+            out[start:stop] = scores[: stop - start].numpy()
     return out
 
 
@@ -94,16 +114,14 @@ def _mean(chunk: torch.Tensor) -> torch.Tensor:
     return _normalized(chunk.mean(0, dtype=torch.float64))
 
 
-def _transposed(members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """For members x (K, n, C): x in the (K, C, n) layout, its row sums s (K, n), and the
-    normalized consensus m (C, n) in float64.
+def _transposed(members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Members x (K, n, C) in the (K, C, n) layout, and their row sums s (K, n).
 
     In the transposed layout the reductions over classes run across contiguous items
     (vectorized) instead of over short runs of C floats: about twice as fast.
     """
     xt = members.permute(0, 2, 1).contiguous()
-    mean = xt.mean(0, dtype=torch.float64)
-    return xt, xt.sum(1), mean / mean.sum(0).clamp_min(torch.finfo(mean.dtype).tiny)
+    return xt, xt.sum(1)
 
 
 def _minus_margin(p: torch.Tensor) -> torch.Tensor:
@@ -138,18 +156,21 @@ def max_disagreement(probs: Array, *, chunk_size: int | None = None) -> np.ndarr
     """max over members k of KL(probs[k] || mean over members), >= 0. modAL's
     KL_max_disagreement. Always finite: the mean is >= probs[k] / K wherever probs[k] > 0.
 
-    The K x n x C pass (one log per element) runs in the input's dtype; for float32 input
-    the scores agree with a float64 computation to about 1e-6.
+    This is the one K x n x C pass with a log per element; it runs in the input's dtype,
+    so float32 input agrees with a float64 computation to about 5e-7.
     """
 
     def fn(chunk: torch.Tensor) -> torch.Tensor:
-        xt, s, mean = _transposed(chunk)  # (K, C, n), (K, n), (C, n)
+        xt, s = _transposed(chunk)  # (K, C, n), (K, n)
         tiny = torch.tensor(torch.finfo(chunk.dtype).tiny, dtype=chunk.dtype)
+        mean = xt.mean(0)
+        mean /= mean.sum(0).clamp_min(tiny)
+        mean.clamp_min_(tiny)  # (C, n); a class no member gives mass: 0 / tiny = 0, not nan
         # With p = x / s: KL(p || m) = sum_c p log(p / m) = (sum_c x log(x / m)) / s - log s,
-        # so members need no elementwise normalization. x / m + tiny makes 0 log 0 = 0.
-        terms = torch.addcdiv(tiny, xt, mean.to(chunk.dtype)).log_().mul_(xt)
-        s = s.to(torch.float64)
-        return (terms.sum(1, dtype=torch.float64) / s - s.log()).amax(0)
+        # so members need no elementwise normalization; x / m + tiny makes 0 log 0 = 0.
+        terms = torch.addcdiv(tiny, xt, mean).log_().mul_(xt)
+        kl = (terms.sum(1) / s - s.log()).amax(0)
+        return kl.to(torch.float64).clamp_min(0)  # rounding can dip below 0 by ~1e-7
 
     return _per_item(probs, fn, chunk_size)
 
@@ -159,13 +180,12 @@ def bald(probs: Array, *, chunk_size: int | None = None) -> np.ndarray:
     H(mean over members) - mean over members of H(probs[k]), in [0, log C]."""
 
     def fn(chunk: torch.Tensor) -> torch.Tensor:
-        xt, s, mean = _transposed(chunk)
+        xt, s = _transposed(chunk)
         tiny = torch.finfo(chunk.dtype).tiny
         # H(x / s) = log s - (sum_c x log x) / s; x + tiny makes 0 log 0 = 0.
-        xlogx = (xt + tiny).log_().mul_(xt).sum(1, dtype=torch.float64)
-        s = s.to(torch.float64)
-        member_entropy = s.log() - xlogx / s  # (K, n)
-        return -torch.special.xlogy(mean, mean).sum(0) - member_entropy.mean(0)
+        member_entropy = s.log() - (xt + tiny).log_().mul_(xt).sum(1) / s  # (K, n)
+        mutual = _entropy(_mean(chunk)) - member_entropy.to(torch.float64).mean(0)
+        return mutual.clamp_min(0)  # >= 0 by Jensen; rounding can dip below
 
     return _per_item(probs, fn, chunk_size)
 
@@ -306,7 +326,7 @@ def lftl(
         for start, stop in _spans(tensor.shape[1], _chunk_items(tensor, chunk_size)):
             now = _mean(tensor[:, start:stop, :])
             moved = now + lam * (now - _normalized(previous[start:stop]))
-            out[start:stop] = _minus_margin(moved).numpy()
+            out[start:stop] = _minus_margin(moved).numpy()  # float64 work: no log or exp
     return out
 
 

@@ -1,23 +1,24 @@
 """Replaying active learning on a labeled set, with the true labels as the annotator.
 
-Uses the building blocks of the real round (cold_start, MLPEnsemble, score_shard,
-select_under_budget) with unit costs, so a strategy's figure here is what it would do in
-production on data like this.
+Uses the building blocks of a real round (cold_start, MLPEnsemble, score_shard,
+select_under_budget with batch diversity) with unit costs, so a strategy's learning curve
+here is what it would do in production on data like this.
 """
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from sampler.acquisition import SCORE_FLOOR
+from sampler.acquisition import ACQUISITIONS, score_floor
 from sampler.ensemble import MLPEnsemble
 from sampler.pool import score_shard
 from sampler.selection import cold_start, select_under_budget
 
 
 def cold_start_needed(labels: np.ndarray, n_classes: int, batch_size: int) -> bool:
-    """Too few labels to train: fewer than two per class (at least a batch), or one class."""
+    """Too few labels to train: fewer than max(2 * n_classes, batch_size), or one class."""
     return len(labels) < max(2 * n_classes, batch_size) or len(np.unique(labels)) < 2
 
 
@@ -31,38 +32,65 @@ def simulate(
     batch_size: int,
     seed: int = 0,
     initial: np.ndarray | None = None,
-    ensemble_params: dict | None = None,
+    ensemble_params: dict[str, Any] | None = None,
     test_X: np.ndarray | None = None,
     test_y: np.ndarray | None = None,
-    progress: Callable[[dict], None] | None = None,
-) -> list[dict]:
-    """Run rounds until `budget` labels are spent; after each, train on the labels so far
-    and record {'round', 'labeled', 'accuracy', 'strategy', 'seconds'} (accuracy on
-    test_X/test_y, or on the unlabeled rest of X when no test set is given)."""
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Label `batch_size` items per round until `budget` labels are spent (or the pool of
+    X (N, d) runs out), then record the round.
+
+    A round picks by cold_start while cold_start_needed, otherwise by `strategy` scored
+    with the ensemble trained on the labels so far (score_shard, then select_under_budget
+    with the features for diversity), and reveals the true labels y (N,) int of its picks.
+    `initial` (indices into X) are labeled before the first round and count toward the
+    budget. After each round an MLPEnsemble(**ensemble_params) is trained on all labels;
+    it scores the next round, and its accuracy on test_X / test_y (a held-out split; when
+    not given, the still unlabeled rows of X) is recorded.
+
+    Returns one dict per round: {'round': 1, 2, ..., 'labeled': labels so far, 'accuracy':
+    float in [0, 1], 'strategy': the strategy used (or 'cold_start'), 'seconds': the
+    round's wall time, choosing and training}. `progress` is called with each dict as it is
+    recorded. Deterministic given `seed`.
+    """
+    if strategy not in ACQUISITIONS:
+        raise KeyError(f"unknown acquisition function {strategy!r}")
+    if budget < 0 or batch_size <= 0:
+        raise ValueError("budget must be >= 0 and batch_size > 0")
     X = np.asarray(X, dtype=np.float32)
     y = np.asarray(y, dtype=np.int64)
-    params = {"n_members": 5, **(ensemble_params or {})}
-    labeled = list(initial) if initial is not None else []
+    params = dict(ensemble_params or {})
+    labeled = [int(i) for i in initial] if initial is not None else []
+    is_labeled = np.zeros(len(y), dtype=bool)
+    is_labeled[labeled] = True
     costs = np.ones(len(y))
-    curve: list[dict] = []
+    floor = score_floor(strategy)
+    model: MLPEnsemble | None = None
+    previous: MLPEnsemble | None = None
+    if not cold_start_needed(y[labeled], n_classes, batch_size):
+        model = _train(X, y, labeled, n_classes, params, seed, 0)
+    curve: list[dict[str, Any]] = []
     number = 0
     while len(labeled) < min(budget, len(y)):
         number += 1
         started = time.perf_counter()
         batch = min(batch_size, budget - len(labeled))
-        is_labeled = np.zeros(len(y), dtype=bool)
-        is_labeled[labeled] = True
         pool = np.flatnonzero(~is_labeled)
-        if cold_start_needed(y[labeled], n_classes, batch_size):
+        if model is None:
+            used = "cold_start"
             picks = cold_start(
                 X[pool], costs[pool], remaining=batch, batch_size=batch, random_state=seed + number
             )
         else:
-            model = MLPEnsemble(random_state=seed * 1000 + number, **params).fit(
-                X[labeled], y[labeled], n_classes
-            )
+            used = strategy
             scores = score_shard(
-                model, X[pool], strategy, ids=pool, labeled_X=X[labeled], random_state=seed + number
+                model,
+                X[pool],
+                strategy,
+                ids=pool,
+                labeled_X=X[labeled],
+                previous_model=previous,
+                random_state=seed * 1_000_003 + number,
             )
             picks = select_under_budget(
                 scores,
@@ -70,31 +98,46 @@ def simulate(
                 remaining=batch,
                 batch_size=batch,
                 features=X[pool],
-                score_floor=SCORE_FLOOR.get(strategy, 0.0),
+                score_floor=floor,
+                random_state=seed + number,
             )
+        if len(picks) == 0:
+            break
         labeled.extend(int(i) for i in pool[picks])
+        is_labeled[pool[picks]] = True
+        previous = model
+        model = None
+        if not cold_start_needed(y[labeled], n_classes, batch_size):
+            model = _train(X, y, labeled, n_classes, params, seed, number)
         record = {
             "round": number,
             "labeled": len(labeled),
-            "accuracy": _accuracy(X, y, labeled, n_classes, params, seed, test_X, test_y),
-            "strategy": strategy,
+            "accuracy": _accuracy(model, X, y, is_labeled, n_classes, test_X, test_y),
+            "strategy": used,
             "seconds": time.perf_counter() - started,
         }
         curve.append(record)
         if progress is not None:
             progress(record)
-        if len(picks) == 0:
-            break
     return curve
 
 
-def _accuracy(X, y, labeled, n_classes, params, seed, test_X, test_y) -> float:
-    if len(np.unique(y[labeled])) < 2:
-        majority = np.bincount(y[labeled], minlength=n_classes).argmax()
-        target = test_y if test_y is not None else y
-        return float((target == majority).mean())
-    model = MLPEnsemble(random_state=seed, **params).fit(X[labeled], y[labeled], n_classes)
+def _train(X, y, labeled, n_classes, params, seed, number) -> MLPEnsemble:
+    """The ensemble after round `number`: its own seed per round, from `seed` (or from
+    ensemble_params['random_state'] when given)."""
+    params = dict(params)
+    random_state = int(params.pop("random_state", seed)) * 1_000_003 + number
+    return MLPEnsemble(random_state=random_state, **params).fit(X[labeled], y[labeled], n_classes)
+
+
+def _accuracy(model, X, y, is_labeled, n_classes, test_X, test_y) -> float:
     if test_X is None:
-        rest = np.setdiff1d(np.arange(len(y)), labeled)
-        test_X, test_y = X[rest], y[rest]
-    return float((model.predict_proba(test_X).mean(0).argmax(1) == test_y).mean())
+        test_X, test_y = X[~is_labeled], y[~is_labeled]
+    test_y = np.asarray(test_y)
+    if len(test_y) == 0:
+        return float("nan")
+    if model is None:  # too few labels for a model: predict the most frequent label
+        majority = np.bincount(y[is_labeled], minlength=n_classes).argmax()
+        return float((test_y == majority).mean())
+    predicted = model.predict_proba(np.asarray(test_X, dtype=np.float32)).mean(0).argmax(1)
+    return float((predicted == test_y).mean())

@@ -1,26 +1,40 @@
+"""Fixtures for the sampler tests. Nothing here needs Django: these tests also run with
+`python -m pytest tests/sampler -p no:django --confcutdir=tests/sampler`."""
+
 import numpy as np
 import pytest
 import torch
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """One thread: faster on a shared 2-core machine, and what the workers use."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
-def member_probs():
-    """Member probabilities (K=5, N=300, C=4) with real disagreement, float64."""
+def member_probs() -> np.ndarray:
+    """Member probabilities (K=5, N=400, C=4), float64, with real disagreement, exact
+    zeros, exact argmax ties and rows where all members agree."""
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(5, 300, 4)) * 2
-    probs = np.exp(logits)
-    return probs / probs.sum(-1, keepdims=True)
+    probs = np.exp(rng.normal(size=(5, 400, 4)) * 2)
+    probs /= probs.sum(-1, keepdims=True)
+    probs[:, :20] = [0.5, 0.5, 0.0, 0.0]  # a tie, and classes no member gives mass
+    probs[1, 20:40] = [0.0, 0.0, 1.0, 0.0]  # one certain member
+    probs[:, 40:60] = probs[0, 40:60]  # unanimous members
+    return probs
 
 
-@pytest.fixture(params=["numpy64", "numpy32", "torch64", "torch32"])
+@pytest.fixture(params=["numpy-float64", "numpy-float32", "torch-float64", "torch-float32"])
 def as_input(request):
-    """The same probabilities as numpy or torch, float64 or float32."""
-    kind = request.param
+    """Convert float64 probabilities to one of the accepted input kinds."""
+    library, dtype = request.param.split("-")
 
     def convert(probs: np.ndarray):
-        dtype = np.float32 if kind.endswith("32") else np.float64
         array = probs.astype(dtype)
-        return torch.from_numpy(array) if kind.startswith("torch") else array
+        return torch.from_numpy(array) if library == "torch" else array
 
-    convert.tolerance = 1e-5 if request.param.endswith("32") else 1e-6
     return convert
