@@ -92,7 +92,6 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "kind", "spent", "reserved", "round", "created_at"]
 
-
     def validate(self, attrs):
         labels = attrs.get("labels", self.instance.labels if self.instance else [])
         oos = attrs.get(

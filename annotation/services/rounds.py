@@ -404,17 +404,13 @@ def round_reduce(*, round_id: int) -> None:
         picks = []
         for name, stats in sorted(rnd.group_stats.items(), key=lambda kv: -kv[1]["slots"]):
             mine = [c for c in merged if rows[int(c[0])][3] == name]
-            chosen = _select(
-                mine, rows, codes, group_remaining, remaining, stats["slots"], floor
-            )
+            chosen = _select(mine, rows, codes, group_remaining, remaining, stats["slots"], floor)
             picks += chosen
             remaining -= sum(float(rows[i][2]) for i, _ in chosen)
             if name in codes:
                 group_remaining[codes[name]] -= sum(float(rows[i][2]) for i, _ in chosen)
     else:
-        picks = _select(
-            merged, rows, codes, group_remaining, remaining, project.batch_size, floor
-        )
+        picks = _select(merged, rows, codes, group_remaining, remaining, project.batch_size, floor)
     round_queue(rnd=rnd, picks=picks)
 
 
