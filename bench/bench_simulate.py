@@ -13,7 +13,7 @@ from sklearn.datasets import load_digits
 
 from sampler.simulate import simulate
 
-DEFAULT_STRATEGY = "vote_entropy"  # annotation.models.Project.acquisition's default
+DEFAULT_STRATEGY = "margin"  # annotation.models.DEFAULT_ACQUISITION
 GOAL = 0.30
 
 

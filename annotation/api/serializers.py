@@ -4,6 +4,7 @@ from rest_framework import serializers
 
 from annotation.models import (
     ACQUISITION_CHOICES,
+    DEFAULT_ACQUISITION,
     BudgetGroup,
     CostRule,
     Item,
@@ -44,7 +45,9 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         child=serializers.CharField(max_length=200, allow_blank=False), validators=[validate_labels]
     )
     budget = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
-    acquisition = serializers.ChoiceField(choices=ACQUISITION_CHOICES, default="vote_entropy")
+    acquisition = serializers.ChoiceField(
+        choices=ACQUISITION_CHOICES, default=DEFAULT_ACQUISITION
+    )
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, default=20)
     ensemble_size = serializers.IntegerField(min_value=1, max_value=32, default=5)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, default=600)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from annotation.models import Membership, Project
+from annotation.models import DEFAULT_ACQUISITION, Membership, Project
 from annotation.services.items import items_import
 from annotation.services.projects import project_create
 
@@ -30,7 +30,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--budget", type=int, default=300)
-        parser.add_argument("--acquisition", default="vote_entropy")
+        parser.add_argument("--acquisition", default=DEFAULT_ACQUISITION)
 
     def handle(self, *args, budget: int, acquisition: str, **options):
         from sklearn.datasets import load_digits
