@@ -45,9 +45,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         child=serializers.CharField(max_length=200, allow_blank=False), validators=[validate_labels]
     )
     budget = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0)
-    acquisition = serializers.ChoiceField(
-        choices=ACQUISITION_CHOICES, default=DEFAULT_ACQUISITION
-    )
+    acquisition = serializers.ChoiceField(choices=ACQUISITION_CHOICES, default=DEFAULT_ACQUISITION)
     batch_size = serializers.IntegerField(min_value=1, max_value=10_000, default=20)
     ensemble_size = serializers.IntegerField(min_value=1, max_value=32, default=5)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=7 * 24 * 3600, default=600)
@@ -162,8 +160,13 @@ class SkipInSerializer(StrictSerializer):
 class MembershipInSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Membership.Role.choices)
-    quota_total = serializers.IntegerField(min_value=0, required=False, allow_null=True)
-    quota_daily = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    # A PositiveIntegerField's column (PostgreSQL `integer`) holds at most 2**31 - 1.
+    quota_total = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, allow_null=True
+    )
+    quota_daily = serializers.IntegerField(
+        min_value=0, max_value=2**31 - 1, required=False, allow_null=True
+    )
 
 
 class MembershipOutSerializer(serializers.ModelSerializer):
