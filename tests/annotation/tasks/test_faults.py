@@ -170,6 +170,7 @@ def _serve(port: int, env: dict) -> subprocess.Popen:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group, so the test can kill it whole
     )
     wait_for(lambda: _up(port), timeout=30, what="the web server to start")
     return proc
@@ -209,7 +210,9 @@ def test_accepted_labels_survive_a_web_server_kill(worker):
             )
             if answer.status_code == 201:
                 accepted.append(item["id"])
-        web.send_signal(signal.SIGKILL)
+        # The whole server dies at once, master and workers (a lone SIGKILL to the master
+        # leaves orphaned workers answering on the port for a moment).
+        os.killpg(web.pid, signal.SIGKILL)
         web.wait(timeout=10)
         web = _serve(port, env)
         export = requests.get(f"{base}/export/?format=jsonl", headers=headers, timeout=10)
@@ -217,5 +220,5 @@ def test_accepted_labels_survive_a_web_server_kill(worker):
         assert len(accepted) == 10
         assert sorted(exported) == sorted(accepted)
     finally:
-        web.kill()
+        os.killpg(web.pid, signal.SIGKILL)
         web.wait(timeout=10)
