@@ -79,7 +79,7 @@ def budget_set(*, project: Project, budget: Decimal) -> Project:
                 field="budget",
             )
         if locked.spent + locked.reserved > budget:
-            _drop_queued(project=locked, target=budget)
+            _drop_queued(ledger=locked, target=budget)
             locked.refresh_from_db()
         if locked.spent + locked.reserved > budget:
             raise Conflict(
@@ -103,14 +103,19 @@ def budget_set(*, project: Project, budget: Decimal) -> Project:
     return locked
 
 
-def _drop_queued(*, project: Project, target: Decimal) -> None:
-    """Unqueue free items, last in queue order first, until spent + reserved <= target."""
-    excess = project.spent + project.reserved - target
-    free = (
-        Item.objects.select_for_update(skip_locked=True)
-        .filter(project=project, status=Item.Status.QUEUED)
-        .exclude(lease_expires_at__gt=timezone.now())
-        .order_by("-queued_round", "-queue_rank")
+def _drop_queued(
+    *, ledger: Project | BudgetGroup, target: Decimal, group: str | None = None
+) -> None:
+    """Unqueue free items (of `group`, if given), last in queue order first, until the
+    ledger's (a Project's or a BudgetGroup's) spent + reserved <= target."""
+    excess = ledger.spent + ledger.reserved - target
+    free = Item.objects.select_for_update(skip_locked=True).filter(status=Item.Status.QUEUED)
+    if group is None:
+        free = free.filter(project=ledger)
+    else:
+        free = free.filter(project_id=ledger.project_id, group=group)
+    free = free.exclude(lease_expires_at__gt=timezone.now()).order_by(
+        "-queued_round", "-queue_rank"
     )
     for item in free.iterator(chunk_size=200):
         if excess <= 0:
@@ -200,18 +205,7 @@ def budget_groups_set(*, project: Project, groups: list[dict]) -> list[BudgetGro
 
 
 def _drop_queued_in_group(*, group: BudgetGroup, target: Decimal) -> None:
-    excess = group.spent + group.reserved - target
-    free = (
-        Item.objects.select_for_update(skip_locked=True)
-        .filter(project_id=group.project_id, group=group.name, status=Item.Status.QUEUED)
-        .exclude(lease_expires_at__gt=timezone.now())
-        .order_by("-queued_round", "-queue_rank")
-    )
-    for item in free.iterator(chunk_size=200):
-        if excess <= 0:
-            break
-        item_unqueue(item=item)
-        excess -= item.cost
+    _drop_queued(ledger=group, target=target, group=group.name)
     group.refresh_from_db()
     if group.spent + group.reserved > target:
         raise Conflict(
