@@ -262,6 +262,18 @@ class Item(models.Model):
             models.Index(
                 fields=["project", "status", "queued_round", "queue_rank"], name="item_queue_idx"
             ),
+            # The free queue, in hand-out order: `next` reads the first unlocked row of it.
+            models.Index(
+                fields=["project", "queued_round", "queue_rank", "id"],
+                condition=Q(status="queued", leased_to__isnull=True),
+                name="item_free_queue_idx",
+            ),
+            # Leased items (a few per annotator): held-item lookup and lease expiry.
+            models.Index(
+                fields=["project", "leased_to", "lease_expires_at"],
+                condition=Q(status="queued", leased_to__isnull=False),
+                name="item_leased_idx",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 from django.db.models import Count, Q
 from django.http import Http404, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
@@ -29,7 +28,7 @@ from annotation.api.serializers import (
 )
 from annotation.models import Item, Membership, Project
 from annotation.selectors.items import item_list, labeled_records
-from annotation.selectors.projects import project_list_for, project_role_for
+from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
 from annotation.services.annotations import annotation_submit
 from annotation.services.budgets import budget_groups_set
@@ -42,11 +41,10 @@ MANAGER = Membership.Role.MANAGER
 def project_for(request, pk: int, *, manager: bool = False) -> Project:
     """The project if the caller may see it: outsiders get 404 (its existence stays
     hidden), annotators get 403 where a manager is needed."""
-    project = get_object_or_404(Project, pk=pk)
-    role = project_role_for(project=project, user=request.user)
-    if role is None:
+    project = project_for_member(pk=pk, user=request.user)
+    if project is None or project.role is None:
         raise Http404("No such project.")
-    if manager and role != MANAGER:
+    if manager and project.role != MANAGER:
         raise PermissionDenied("Only the project's managers may do this.")
     return project
 
@@ -189,7 +187,6 @@ class AnnotationsView(APIView):
             item_id=data.validated_data["item"],
             label=data.validated_data["label"],
         )
-        project.refresh_from_db(fields=["spent", "budget"])
         body = {
             "id": annotation.id,
             "item": annotation.item_id,

@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from annotation.errors import Conflict, ValidationFailed
-from annotation.models import BudgetGroup, Item, Project
+from annotation.models import Assignment, BudgetGroup, Item, Project
 
 
 def _group_qs(*, project_id: int, group: str):
@@ -125,7 +125,11 @@ def _drop_queued(
 
 
 def item_unqueue(*, item: Item) -> None:
-    """Put a queued item (row locked by the caller) back in the pool and free its cost."""
+    """Put a queued item (row locked by the caller) back in the pool and free its cost;
+    a lease on it (expired, or the caller would not unqueue it) is closed as expired."""
+    Assignment.objects.filter(item_id=item.pk, status=Assignment.Status.ACTIVE).update(
+        status=Assignment.Status.EXPIRED
+    )
     Item.objects.filter(pk=item.pk, status=Item.Status.QUEUED).update(
         status=Item.Status.UNLABELED,
         queued_round=None,

@@ -198,6 +198,8 @@ ANNOTATION_SHARD_SIZE = int(os.environ.get("ANNOTATION_SHARD_SIZE", "50000"))
 ANNOTATION_FEATURIZE_BATCH = int(os.environ.get("ANNOTATION_FEATURIZE_BATCH", "1000"))
 ANNOTATION_ROUND_STALE_SECONDS = int(os.environ.get("ANNOTATION_ROUND_STALE_SECONDS", "300"))
 ANNOTATION_ROUND_RETRY_SECONDS = int(os.environ.get("ANNOTATION_ROUND_RETRY_SECONDS", "10"))
+# `next` and labels as one SQL statement each on PostgreSQL (see annotation/services/sql.py).
+ANNOTATION_ONE_STATEMENT_SQL = True
 
 LOGGING = {
     "version": 1,

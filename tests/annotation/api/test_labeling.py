@@ -10,6 +10,13 @@ from tests.factories import ItemFactory, MembershipFactory, queue
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=[True, False], ids=["one-statement", "orm"])
+def sql_path(request, settings):
+    """Every behaviour on both implementations: one SQL statement (PostgreSQL) and the
+    ORM path the SQLite demo takes."""
+    settings.ANNOTATION_ONE_STATEMENT_SQL = request.param
+
+
 def next_for(user, project):
     return api_client(user).post(f"/api/projects/{project.id}/next/")
 
@@ -129,21 +136,89 @@ def test_skip_releases_the_reservation(project, annotator):
     assert next_for(annotator, project).json()["item"]["id"] != item_id
 
 
-def test_expired_lease_goes_to_the_next_annotator(project, annotator):
+def expire_lease(item_id):
+    Item.objects.filter(pk=item_id).update(lease_expires_at="2000-01-01T00:00:00Z")
+
+
+def test_expired_lease_is_released_on_the_next_hand_out(project, annotator):
     other = MembershipFactory(project=project).user
-    queue(project, ItemFactory.create_batch(1, project=project))
+    items = ItemFactory.create_batch(2, project=project)
+    queue(project, items)
     item_id = next_for(annotator, project).json()["item"]["id"]
-    Item.objects.filter(pk=item_id).update(lease_expires_at="2000-01-01T00:00:00Z")
-    assert next_for(other, project).json()["item"]["id"] == item_id
-    assert label(annotator, project, item_id).status_code == 409
-    assert label(other, project, item_id).status_code == 201
+    expire_lease(item_id)
+    assert next_for(other, project).json()["item"]["id"] != item_id
+    item = Item.objects.get(pk=item_id)
+    assert (item.status, item.leased_to_id) == ("unlabeled", None)
+    assert Assignment.objects.get(item_id=item_id).status == "expired"
 
 
-def test_late_label_on_expired_lease_is_accepted_while_item_is_free(project, annotator):
+def test_expired_lease_releases_the_reservation(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    expire_lease(item_id)
+    next_for(annotator, project)
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (0, 1)
+
+
+def test_released_item_is_handed_out_again_once_requeued(project, annotator):
+    other = MembershipFactory(project=project).user
+    item = ItemFactory(project=project)
+    queue(project, [item])
+    next_for(annotator, project)
+    expire_lease(item.id)
+    assert next_for(other, project).json()["item"] is None  # released, back in the pool
+    queue(project, [item])  # what the next round does with a still-informative item
+    assert next_for(other, project).json()["item"]["id"] == item.id
+
+
+def test_late_label_before_release_spends_the_reservation(project, annotator):
     queue(project, ItemFactory.create_batch(1, project=project))
     item_id = next_for(annotator, project).json()["item"]["id"]
-    Item.objects.filter(pk=item_id).update(lease_expires_at="2000-01-01T00:00:00Z")
+    expire_lease(item_id)
     assert label(annotator, project, item_id).status_code == 201
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (1, 0)
+
+
+def test_late_label_after_release_is_accepted_while_budget_allows(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    expire_lease(item_id)
+    next_for(annotator, project)  # releases the expired lease, leases the other item
+    assert label(annotator, project, item_id).status_code == 201
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (1, 1)
+    assert Item.objects.get(pk=item_id).status == "labeled"
+
+
+def test_late_label_after_release_is_409_when_budget_is_gone(project, annotator):
+    project.budget = 2
+    project.save()
+    queue(project, ItemFactory.create_batch(3, project=project))  # two fit
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    expire_lease(item_id)
+    next_for(annotator, project)  # releases it...
+    project.refresh_from_db()
+    queue(project, ItemFactory.create_batch(1, project=project))  # ...and a round fills it up
+    project.refresh_from_db()
+    assert project.spent + project.reserved == project.budget
+    response = label(annotator, project, item_id)
+    assert response.status_code == 409
+    assert "budget" in response.json()["detail"]
+
+
+def test_late_label_after_someone_else_took_the_item_is_409(project, annotator):
+    other = MembershipFactory(project=project).user
+    item = ItemFactory(project=project)
+    queue(project, [item])
+    next_for(annotator, project)
+    expire_lease(item.id)
+    next_for(other, project)  # releases it
+    queue(project, [item])
+    assert next_for(other, project).json()["item"]["id"] == item.id
+    assert label(annotator, project, item.id).status_code == 409
+    assert label(other, project, item.id).status_code == 201
 
 
 def test_budget_exhausted_after_exactly_budget_labels(project, annotator):
