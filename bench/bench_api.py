@@ -4,8 +4,8 @@ gunicorn (gthread workers) runs config.wsgi with DJANGO_DEBUG=0 on 127.0.0.1:<fr
 on its own PostgreSQL database (annotation_bench: dropped, created and migrated by each run)
 and Redis db 14 as the broker (no worker runs; whatever the web app enqueues is purged at
 the end). One project holds 100,000 items (COPY, no vectors); 12,000 of them, of cost 1 or
-2, are queued in rounds of 1,000 (the first through annotation.services.rounds.round_queue,
-see build_project), with a budget equal to the queued cost: every label spends a reservation.
+2, are queued in rounds of 1,000 through annotation.services.rounds.round_queue, with a
+budget equal to the queued cost: every label spends a reservation.
 
 50 annotators (threads, one keep-alive http.client connection each, their own user and
 token) label through the API: POST next, then POST annotations. Two runs, each bounded in
@@ -92,10 +92,8 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
     """The 100,000-item project, its annotators and their tokens; queue QUEUED items.
 
     The pool goes in with COPY (the ORM's bulk_create takes over a minute for 100,000 rows
-    here). The first round is queued through annotation.services.rounds.round_queue, the
-    service a real round ends with; the other rounds by one UPDATE that sets the same
-    columns and reserves the same cost under the project row lock, because round_queue's
-    bulk_update costs ~5 ms per item on this machine (a minute for 12,000). Then ANALYZE,
+    here). The rounds are queued through annotation.services.rounds.round_queue, the
+    service a real round ends with. Then ANALYZE,
     as autovacuum would soon after an import: on a fresh table the planner has no
     statistics and `next` costs twice as much.
 
@@ -138,11 +136,9 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
     for number, chunk in enumerate(rounds, start=1):
         rnd = Round.objects.create(project=project, number=number, strategy="random")
         Project.objects.filter(pk=project.pk).update(round=F("round") + 1)
-        picks = [(item_id, 1.0 - k / 10_000) for k, (item_id, _) in enumerate(chunk)]
-        if number == 1:
-            round_queue(rnd=rnd, picks=picks)
-        else:
-            queue_directly(project.pk, rnd, picks, sum(cost for _, cost in chunk))
+        round_queue(
+            rnd=rnd, picks=[(item_id, 1.0 - k / 10_000) for k, (item_id, _) in enumerate(chunk)]
+        )
     project.refresh_from_db()
     assert project.reserved == project.budget, (project.reserved, project.budget)
     User = get_user_model()
@@ -154,37 +150,6 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return project.pk, [(t.user.username, t.key) for t in tokens], costs
-
-
-def queue_directly(project_id: int, rnd, picks: list[tuple[int, float]], cost) -> None:
-    """What round_queue does, in one UPDATE: queue `picks` in order, reserve their cost and
-    close the round (the picks are unlabeled and fit the budget by construction)."""
-    from django.db import connection, transaction
-    from django.db.models import F
-    from django.utils import timezone
-
-    from annotation.models import Project, Round
-
-    with transaction.atomic():
-        Project.objects.select_for_update().get(pk=project_id)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                """
-                UPDATE annotation_item AS item
-                SET status = 'queued', queued_round = %s, queue_rank = pick.rank - 1,
-                    score = pick.score, acquisition = %s, queued_at = now()
-                FROM unnest(%s::bigint[], %s::float8[]) WITH ORDINALITY AS pick(id, score, rank)
-                WHERE item.id = pick.id AND item.status = 'unlabeled'
-                """,
-                [rnd.number, rnd.strategy, [p[0] for p in picks], [p[1] for p in picks]],
-            )
-        Project.objects.filter(pk=project_id).update(reserved=F("reserved") + cost)
-        Round.objects.filter(pk=rnd.pk).update(
-            status=Round.Status.DONE,
-            queued_count=len(picks),
-            queued_cost=cost,
-            finished_at=timezone.now(),
-        )
 
 
 # --- the server -------------------------------------------------------------------------------
