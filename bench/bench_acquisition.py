@@ -17,46 +17,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 from modAL.disagreement import KL_max_disagreement, consensus_entropy, vote_entropy
-from modAL.models import ActiveLearner, Committee
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 from sampler import acquisition
+from sampler.testing import committee_for
 
 # The speed-ups over modAL the product promises.
 FLOORS = {"vote_entropy": 10.0, "max_disagreement": 10.0, "consensus_entropy": 2.0}
-
-
-class FixedProba(ClassifierMixin, BaseEstimator):
-    """A fitted committee member whose predict_proba returns precomputed rows: X holds row
-    numbers. The bench asks for rows 0..n-1, returned as a view (no copy), so that the time
-    measured is modAL's own work, not the wrapper's."""
-
-    def __init__(self, probs=None):
-        self.probs = probs
-
-    def fit(self, X, y):
-        self.classes_ = np.arange(self.probs.shape[1])
-        return self
-
-    def predict_proba(self, X):
-        first = int(X[0, 0]) if len(X) else 0
-        if np.array_equal(X[:, 0], np.arange(first, first + len(X))):
-            return self.probs[first : first + len(X)]
-        return self.probs[X[:, 0]]
-
-    def predict(self, X):
-        return self.predict_proba(X).argmax(1)
-
-
-def committee_for(probs: np.ndarray) -> Committee:
-    k, n, c = probs.shape
-    X, y = np.arange(c).reshape(-1, 1), np.arange(c)
-    return Committee(
-        learner_list=[
-            ActiveLearner(estimator=FixedProba(probs[i]), X_training=X, y_training=y)
-            for i in range(k)
-        ]
-    )
 
 
 def timed(fn: Callable[[], object]) -> float:

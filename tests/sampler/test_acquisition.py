@@ -3,7 +3,6 @@ import pytest
 import torch
 from modAL.disagreement import KL_max_disagreement, consensus_entropy, vote_entropy
 from modAL.models import ActiveLearner, Committee
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.naive_bayes import GaussianNB
@@ -18,40 +17,13 @@ from sampler.acquisition import (
     requires,
     score_floor,
 )
+from sampler.testing import committee_for
 
 MODAL_PAIRS = [
     (acquisition.vote_entropy, vote_entropy),
     (acquisition.consensus_entropy, consensus_entropy),
     (acquisition.max_disagreement, KL_max_disagreement),
 ]
-
-
-class FixedProba(ClassifierMixin, BaseEstimator):
-    """A fitted classifier whose predict_proba returns one member's precomputed rows;
-    X holds row numbers."""
-
-    def __init__(self, probs=None):
-        self.probs = probs
-
-    def fit(self, X, y):
-        self.classes_ = np.arange(self.probs.shape[1])
-        return self
-
-    def predict_proba(self, X):
-        return self.probs[np.asarray(X, dtype=int).ravel()]
-
-    def predict(self, X):
-        return self.predict_proba(X).argmax(1)
-
-
-def committee_for(probs: np.ndarray) -> Committee:
-    k, n, c = probs.shape
-    X = np.arange(n).reshape(-1, 1)
-    y = np.arange(n) % c
-    learners = [
-        ActiveLearner(estimator=FixedProba(probs[i]), X_training=X, y_training=y) for i in range(k)
-    ]
-    return Committee(learner_list=learners)
 
 
 def entropy_loop(p) -> float:

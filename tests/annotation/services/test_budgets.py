@@ -32,6 +32,21 @@ def test_queue_reserves_only_what_fits_the_budget():
     assert (rnd.queued_count, rnd.queued_cost) == (2, 4)
 
 
+@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "orm"])
+def test_queue_ranks_items_in_pick_order(settings, one_statement):
+    settings.ANNOTATION_ONE_STATEMENT_SQL = one_statement
+    project = ProjectFactory(budget=Decimal(10))
+    items = ItemFactory.create_batch(3, project=project)
+    rnd = queue(project, [items[2], items[0], items[1]])
+    assert [(i.queue_rank, i.queued_round, i.acquisition) for i in items] == [
+        (1, rnd.number, "random"),
+        (2, rnd.number, "random"),
+        (0, rnd.number, "random"),
+    ]
+    assert [i.score for i in items] == [0.999, 0.998, 1.0]
+    assert all(i.status == "queued" and i.queued_at is not None for i in items)
+
+
 def test_queue_respects_group_allocations():
     project = ProjectFactory(budget=Decimal(10))
     BudgetGroup.objects.create(project=project, name="rare", budget=Decimal(1))
