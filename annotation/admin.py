@@ -85,10 +85,25 @@ class ProjectAdmin(admin.ModelAdmin):
         ),
         (
             "Active learning",
-            {"fields": ["acquisition", "batch_size", "ensemble_size", "queue_low_water", "round"]},
+            {
+                "fields": [
+                    "acquisition",
+                    "batch_size",
+                    "ensemble_size",
+                    "queue_low_water",
+                    "text_featurizer",
+                    "round",
+                ]
+            },
         ),
         ("Annotation", {"fields": ["lease_seconds", "created_at"]}),
     ]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.items.filter(vector__isnull=False).exists():
+            fields.append("text_featurizer")  # the vectors made with it must stay comparable
+        return fields
 
     def save_model(self, request, obj, form, change):
         # The budget goes through the service: refused below spent, and lowering it

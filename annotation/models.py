@@ -57,6 +57,17 @@ class Project(models.Model):
     kind = models.CharField(
         max_length=10, choices=Kind.choices, blank=True, help_text="Set by the first import."
     )
+
+    class TextFeaturizer(models.TextChoices):
+        MINILM = "minilm", "sentence embeddings (all-MiniLM-L6-v2)"
+        HASHED = "hashed", "hashed word and character n-grams"
+
+    text_featurizer = models.CharField(
+        max_length=10,
+        choices=TextFeaturizer.choices,
+        default=TextFeaturizer.MINILM,
+        help_text="How texts become feature vectors; fixed once items are featurized.",
+    )
     budget = models.DecimalField(**MONEY, validators=[MinValueValidator(0)])
     spent = models.DecimalField(**MONEY, default=Decimal(0))
     reserved = models.DecimalField(**MONEY, default=Decimal(0))

@@ -19,7 +19,9 @@ RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "max_retries": 5}
 
 @shared_task(**RETRY)
 def items_featurize_task(project_id: int) -> int:
-    done = items.items_featurize(project_id=project_id)
+    done, more = items.items_featurize(project_id=project_id)
+    if more:  # the time slice is used up: the rest in a fresh task
+        items_featurize_task.delay(project_id)
     rounds.round_maybe_start(project_id=project_id)
     return done
 

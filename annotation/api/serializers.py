@@ -86,6 +86,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "cost_floor",
             "out_of_scope_label",
             "out_of_scope_threshold",
+            "text_featurizer",
             "item_count",
             "labeled_count",
             "round",

@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -291,20 +292,32 @@ def _enqueue_featurize(project_id: int) -> None:
     _enqueue("items_featurize_task", project_id)
 
 
-def items_featurize(*, project_id: int, batch_size: int | None = None) -> int:
-    """Compute the feature vector of every item that has none, in batches.
+def items_featurize(
+    *, project_id: int, batch_size: int | None = None, seconds: float | None = None
+) -> tuple[int, bool]:
+    """Compute the feature vector of every item that has none, in batches, for at most
+    `seconds` (ANNOTATION_FEATURIZE_SECONDS) of featurizing.
 
     Each batch is its own transaction, so a killed worker loses at most one batch and a
-    rerun continues where it stopped (idempotent). Returns the number of rows featurized.
+    rerun continues where it stopped (idempotent). Texts go through the project's
+    `text_featurizer`. Returns (rows featurized, whether rows are left: the caller sends
+    the task again, so one task never runs into the worker's time limit).
     """
-    from sampler.features import FEATURIZERS
+    from sampler.features import FEATURIZERS, TEXT_FEATURIZERS
 
     batch_size = batch_size or settings.ANNOTATION_FEATURIZE_BATCH
+    seconds = settings.ANNOTATION_FEATURIZE_SECONDS if seconds is None else seconds
+    deadline = time.monotonic() + seconds
     project = Project.objects.get(pk=project_id)
-    featurize = FEATURIZERS[project.kind] if project.kind else None
+    if project.kind == Project.Kind.TEXT:
+        featurize = TEXT_FEATURIZERS[project.text_featurizer]
+    else:
+        featurize = FEATURIZERS[project.kind] if project.kind else None
     done = 0
     last_id = 0
     while featurize is not None:
+        if done and time.monotonic() > deadline:
+            return done, True
         batch = list(
             Item.objects.filter(project_id=project_id, vector__isnull=True, id__gt=last_id)
             .order_by("id")
@@ -319,7 +332,7 @@ def items_featurize(*, project_id: int, batch_size: int | None = None) -> int:
                 Item.objects.filter(pk=item_id, vector__isnull=True).update(vector=vector.tobytes())
         done += len(ids)
         last_id = ids[-1]
-    return done
+    return done, False
 
 
 # --- hand-out -----------------------------------------------------------------------------

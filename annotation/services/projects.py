@@ -22,6 +22,7 @@ CONFIG_FIELDS = (
     "cost_floor",
     "out_of_scope_label",
     "out_of_scope_threshold",
+    "text_featurizer",
 )
 
 
@@ -46,6 +47,13 @@ def project_update(*, project: Project, **changes) -> Project:
         if missing:
             raise ValidationFailed(
                 f"Labels already used cannot be removed: {', '.join(missing)}.", field="labels"
+            )
+    if changes.get("text_featurizer", project.text_featurizer) != project.text_featurizer:
+        if project.items.filter(vector__isnull=False).exists():
+            raise ValidationFailed(
+                "The text featurizer cannot change once items are featurized: their vectors "
+                "would not be comparable. Create a new project instead.",
+                field="text_featurizer",
             )
     budget = changes.pop("budget", None)
     with transaction.atomic():

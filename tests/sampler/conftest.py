@@ -15,6 +15,15 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(scope="session")
+def minilm():
+    """The MiniLM sentence encoder, loaded once for the whole session (about a second, after
+    importing sentence-transformers for several more)."""
+    from sampler.text_encoder import load_minilm
+
+    return load_minilm()
+
+
 @pytest.fixture
 def member_probs() -> np.ndarray:
     """Member probabilities (K=5, N=400, C=4), float64, with real disagreement, exact

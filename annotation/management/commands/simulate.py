@@ -65,12 +65,20 @@ class Command(BaseCommand):
         parser.add_argument("--seeds", type=int, default=3)
         parser.add_argument("--test-fraction", type=float, default=0.25)
         parser.add_argument("--out", default="var/simulate.png", help="Plot file (.png/.svg).")
+        parser.add_argument(
+            "--featurizer",
+            choices=["minilm", "hashed"],
+            help="Text only: sentence embeddings (minilm) or hashed n-grams (hashed). "
+            "Default: the server's default for text.",
+        )
 
-    def handle(self, *args, data, strategies, budget, batch, seeds, test_fraction, out, **opts):
+    def handle(
+        self, *args, data, strategies, budget, batch, seeds, test_fraction, out, featurizer, **opts
+    ):
         from tqdm import tqdm
 
         from sampler.acquisition import ACQUISITIONS
-        from sampler.features import FEATURIZERS
+        from sampler.features import FEATURIZERS, TEXT_FEATURIZERS, default_text_featurizer
         from sampler.simulate import simulate
 
         names = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -82,11 +90,17 @@ class Command(BaseCommand):
                 "--budget, --batch and --seeds must be positive, 0 < --test-fraction < 1"
             )
         kind, contents, labels = load_labeled(data)
+        if featurizer and kind != "text":
+            raise CommandError(f"--featurizer is for text; {data} holds {kind}.")
+        if kind == "text":
+            featurizer = featurizer or default_text_featurizer()
+        featurize = TEXT_FEATURIZERS[featurizer] if featurizer else FEATURIZERS[kind]
         classes = sorted(set(labels))
         y = np.asarray([classes.index(label) for label in labels], dtype=np.int64)
-        X = np.asarray(FEATURIZERS[kind](contents), dtype=np.float32)
+        X = np.asarray(featurize(contents), dtype=np.float32)
         self.stdout.write(
-            f"{len(y)} rows, {len(classes)} classes, {X.shape[1]} features ({kind}); "
+            f"{len(y)} rows, {len(classes)} classes, {X.shape[1]} features "
+            f"({kind}{', ' + featurizer if featurizer else ''}); "
             f"budget {budget}, batch {batch}, {seeds} seeds"
         )
         curves: dict[str, list[list[dict]]] = {}

@@ -1,0 +1,54 @@
+"""items_featurize: the project's text featurizer, time slices, and the fixed choice."""
+
+import numpy as np
+import pytest
+
+from annotation.errors import ValidationFailed
+from annotation.models import Item
+from annotation.services.items import items_featurize
+from annotation.services.projects import project_update
+from tests.factories import ItemFactory, ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def vector_of(item) -> np.ndarray:
+    item.refresh_from_db()
+    return np.frombuffer(bytes(item.vector), dtype=np.float32)
+
+
+def test_texts_get_sentence_embeddings_by_default():
+    item = ItemFactory(project=ProjectFactory(), text="How do I top up my card?")
+    assert items_featurize(project_id=item.project_id) == (1, False)
+    vector = vector_of(item)
+    assert vector.shape == (384,)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_project_can_keep_hashed_text_features():
+    item = ItemFactory(project=ProjectFactory(text_featurizer="hashed"), text="top up my card")
+    items_featurize(project_id=item.project_id)
+    assert vector_of(item).shape == (256,)
+
+
+def test_featurizing_stops_after_its_time_slice_and_says_rows_are_left():
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory.create_batch(5, project=project)
+    assert items_featurize(project_id=project.id, batch_size=2, seconds=0) == (2, True)
+    assert Item.objects.filter(project=project, vector__isnull=True).count() == 3
+    assert items_featurize(project_id=project.id, batch_size=2) == (3, False)
+
+
+def test_text_featurizer_is_fixed_once_items_are_featurized():
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory(project=project)
+    items_featurize(project_id=project.id)
+    with pytest.raises(ValidationFailed) as error:
+        project_update(project=project, text_featurizer="minilm")
+    assert error.value.field == "text_featurizer"
+
+
+def test_text_featurizer_can_change_before_featurizing():
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory(project=project)
+    assert project_update(project=project, text_featurizer="minilm").text_featurizer == "minilm"
