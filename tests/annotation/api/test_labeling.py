@@ -208,6 +208,18 @@ def test_late_label_after_release_is_409_when_budget_is_gone(project, annotator)
     assert "budget" in response.json()["detail"]
 
 
+def test_late_label_on_a_requeued_free_item_spends_its_new_reservation(project, annotator):
+    item = ItemFactory(project=project)
+    queue(project, [item])
+    next_for(annotator, project)
+    expire_lease(item.id)
+    next_for(annotator, project)  # releases it
+    queue(project, [item])  # queued again, nobody holds it
+    assert label(annotator, project, item.id).status_code == 201
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (1, 0)
+
+
 def test_late_label_after_someone_else_took_the_item_is_409(project, annotator):
     other = MembershipFactory(project=project).user
     item = ItemFactory(project=project)
