@@ -69,6 +69,9 @@ def load_minilm() -> SentenceTransformer:
             # The tokenizer's own thread pool would ignore the process's torch thread count.
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+
+            transformers_logging.disable_progress_bar()  # no "Loading weights" bar in logs
 
             model = SentenceTransformer(str(model_path()), device="cpu", local_files_only=True)
             model.eval()
