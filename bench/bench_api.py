@@ -43,6 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import fresh_database, purge_broker
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/annotation_bench"
@@ -69,23 +71,6 @@ LABEL_STUDIO = {"annotators": 20, "labels_per_s": 4.0, "next_p95_ms": 10_000.0, 
 
 
 # --- the database and the data --------------------------------------------------------------
-
-
-def fresh_database() -> None:
-    """Drop, create and migrate the bench database (PostgreSQL on the URL's host)."""
-    import dj_database_url
-
-    db = dj_database_url.parse(BENCH_DB)
-    args = ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432)]
-    args += ["-U", db["USER"] or "postgres"]
-    subprocess.run(["dropdb", *args, "--if-exists", "--force", db["NAME"]], check=True)
-    subprocess.run(["createdb", *args, db["NAME"]], check=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int, float]]:
@@ -436,7 +421,7 @@ def main() -> int:
         return 2
 
     t0 = time.monotonic()
-    fresh_database()
+    fresh_database(BENCH_DB)
     project_id, accounts, costs = build_project(args.annotators)
     from django.db import connections
 
@@ -476,7 +461,7 @@ def main() -> int:
         )
     finally:
         stop_gunicorn(server)
-        purge_broker()
+        purge_broker(BENCH_BROKER)
     a = report("(a) 1 s pause", paused, args.annotators)
     b = report("(b) no pause ", fast, args.annotators)
     db = database_check(project_id, costs)
@@ -537,13 +522,6 @@ def main() -> int:
     # Speed goals are reported; a broken rule (duplicates, overspend, errors) fails the run.
     errors = len(paused["log"].errors) + len(fast["log"].errors) + paused["hung"] + fast["hung"]
     return 0 if dupes == 0 and overspend == 0 and ledger_ok and errors == 0 else 1
-
-
-def purge_broker() -> None:
-    """Drop whatever the web app enqueued (no worker ran): the bench's Redis db only."""
-    import redis
-
-    redis.Redis.from_url(BENCH_BROKER).flushdb()
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.common import fresh_database, purge_broker
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get(
     "BENCH_ROUND_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/annotation_bench_round"
@@ -80,23 +82,6 @@ def db_name() -> str:
     import dj_database_url
 
     return dj_database_url.parse(BENCH_DB)["NAME"]
-
-
-def fresh_database() -> None:
-    """Drop, create and migrate the bench database (PostgreSQL on the URL's host)."""
-    import dj_database_url
-
-    db = dj_database_url.parse(BENCH_DB)
-    args = ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432)]
-    args += ["-U", db["USER"] or "postgres"]
-    subprocess.run(["dropdb", *args, "--if-exists", "--force", db["NAME"]], check=True)
-    subprocess.run(["createdb", *args, db["NAME"]], check=True)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def existing_project(args) -> int | None:
@@ -469,7 +454,7 @@ def run_round(project_id: int, strategy: str, workers: int, timeout: float) -> d
 
     reset(project_id)
     set_strategy(project_id, strategy)
-    purge_broker()
+    purge_broker(BENCH_BROKER)
     connections.close_all()
     log_path = ROOT / "var" / f"bench-round-celery-worker-{strategy}-{workers}.log"
     log_path.parent.mkdir(exist_ok=True)
@@ -561,13 +546,6 @@ def check(project_id: int, rnd) -> dict:
         "budget": (project.budget, project.spent, project.reserved),
         "ids": ids,
     }
-
-
-def purge_broker() -> None:
-    """Empty the bench's Redis db (and only it)."""
-    import redis
-
-    redis.Redis.from_url(BENCH_BROKER).flushdb()
 
 
 # --- the report ---------------------------------------------------------------------------
@@ -691,7 +669,7 @@ def main() -> int:
     t0 = time.monotonic()
     project_id = existing_project(args) if args.reuse else None
     if project_id is None:
-        fresh_database()
+        fresh_database(BENCH_DB)
         project_id = build_project(args)
     from django.conf import settings
     from django.db import connection
@@ -732,7 +710,7 @@ def main() -> int:
                     flush=True,
                 )
     finally:
-        purge_broker()
+        purge_broker(BENCH_BROKER)
     ceiling.append(machine_parallelism())
     print(f"  machine, after the rounds: 2 processes do {ceiling[-1]:.2f}x the work of 1")
     print()
