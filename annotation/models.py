@@ -85,6 +85,9 @@ class Project(models.Model):
         default=600, help_text="How long an assigned item stays with its annotator."
     )
     round = models.PositiveIntegerField(default=0, help_text="Number of the latest round.")
+    # When a featurize task was last sent or last stored a batch: a stale one (the broker
+    # lost it, or it was down at import) is sent again by round_maybe_start.
+    featurize_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
     cost_rule = models.CharField(
         max_length=12,
         choices=CostRule.choices,
@@ -278,6 +281,13 @@ class Item(models.Model):
                 fields=["project", "queued_round", "queue_rank", "id"],
                 condition=Q(status="queued", leased_to__isnull=True),
                 name="item_free_queue_idx",
+            ),
+            # Items still to featurize (none, most of the time): the featurize batches and
+            # the check for a lost featurize task.
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(vector__isnull=True),
+                name="item_unfeaturized_idx",
             ),
             # Leased items (a few per annotator): held-item lookup and lease expiry.
             models.Index(

@@ -286,10 +286,29 @@ def items_import(*, project: Project, rows: Iterable) -> int:
 
 def _enqueue_featurize(project_id: int) -> None:
     # If the broker is down the items stay unfeaturized; round_maybe_start sends the task
-    # again later.
+    # again once the heartbeat set here is stale (items_featurize_resend_if_stale).
     from annotation.services.rounds import _enqueue
 
+    Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
     _enqueue("items_featurize_task", project_id)
+
+
+def items_featurize_resend_if_stale(*, project_id: int) -> bool:
+    """Send the featurize task again if items have no vector and no featurize task has
+    been sent or made progress for ANNOTATION_FEATURIZE_STALE_SECONDS (its message was lost,
+    or the broker was down at import). A conditional UPDATE claims the resend, so
+    concurrent callers send it once. Returns whether it was sent."""
+    from annotation.services.rounds import _enqueue
+
+    if not Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
+        return False
+    stale = timezone.now() - timedelta(seconds=settings.ANNOTATION_FEATURIZE_STALE_SECONDS)
+    claimed = (
+        Project.objects.filter(pk=project_id)
+        .filter(Q(featurize_heartbeat_at__isnull=True) | Q(featurize_heartbeat_at__lt=stale))
+        .update(featurize_heartbeat_at=timezone.now())
+    )
+    return bool(claimed) and _enqueue("items_featurize_task", project_id)
 
 
 def items_featurize(
@@ -330,6 +349,7 @@ def items_featurize(
         with transaction.atomic():
             for item_id, vector in zip(ids, matrix, strict=True):
                 Item.objects.filter(pk=item_id, vector__isnull=True).update(vector=vector.tobytes())
+            Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
         done += len(ids)
         last_id = ids[-1]
     return done, False

@@ -68,6 +68,9 @@ def round_maybe_start(*, project_id: int) -> Round | None:
     project = Project.objects.get(pk=project_id)
     if _free_queue_at_least(project, project.low_water):
         return None
+    from annotation.services.items import items_featurize_resend_if_stale
+
+    items_featurize_resend_if_stale(project_id=project_id)
     if _round_running(project_id):
         return None
     if not _worth_a_round(project):
@@ -104,9 +107,6 @@ def round_maybe_start(*, project_id: int) -> Round | None:
             return None
         Project.objects.filter(pk=project_id).update(round=number)
         transaction.on_commit(lambda: _enqueue("round_run_task", rnd.pk, round_id=rnd.pk))
-    if Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
-        # Items whose featurize task was lost (the broker was down at import).
-        _enqueue("items_featurize_task", project_id)
     return rnd
 
 

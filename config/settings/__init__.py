@@ -199,6 +199,10 @@ ANNOTATION_FEATURIZE_BATCH = int(os.environ.get("ANNOTATION_FEATURIZE_BATCH", "1
 # One featurize task works this long, then sends the rest to a new task (below the time
 # limits: sentence embeddings run at ~250 texts/s per process on this 2-core machine).
 ANNOTATION_FEATURIZE_SECONDS = float(os.environ.get("ANNOTATION_FEATURIZE_SECONDS", "120"))
+# A featurize task that neither started nor stored a batch for this long is sent again.
+ANNOTATION_FEATURIZE_STALE_SECONDS = int(
+    os.environ.get("ANNOTATION_FEATURIZE_STALE_SECONDS", "300")
+)
 ANNOTATION_ROUND_STALE_SECONDS = int(os.environ.get("ANNOTATION_ROUND_STALE_SECONDS", "300"))
 ANNOTATION_ROUND_RETRY_SECONDS = int(os.environ.get("ANNOTATION_ROUND_RETRY_SECONDS", "10"))
 # `next` and labels as one SQL statement each on PostgreSQL (see annotation/services/sql.py).

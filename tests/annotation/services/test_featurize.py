@@ -1,11 +1,12 @@
-"""items_featurize: the project's text featurizer, time slices, and the fixed choice."""
+"""items_featurize: the project's text featurizer, time slices, the fixed choice, and
+sending a lost featurize task again."""
 
 import numpy as np
 import pytest
 
 from annotation.errors import ValidationFailed
-from annotation.models import Item
-from annotation.services.items import items_featurize
+from annotation.models import Item, Project
+from annotation.services.items import items_featurize, items_featurize_resend_if_stale
 from annotation.services.projects import project_update
 from tests.factories import ItemFactory, ProjectFactory
 
@@ -52,3 +53,46 @@ def test_text_featurizer_can_change_before_featurizing():
     project = ProjectFactory(text_featurizer="hashed")
     ItemFactory(project=project)
     assert project_update(project=project, text_featurizer="minilm").text_featurizer == "minilm"
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """The tasks the services send, recorded instead of going to the broker."""
+    from annotation.services import rounds
+
+    calls = []
+    monkeypatch.setattr(rounds, "_enqueue", lambda name, *args, **kw: calls.append(name) or True)
+    return calls
+
+
+def test_a_lost_featurize_task_is_sent_again_once_stale(sent):
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory(project=project)  # imported while the broker was down: no vector, no task
+    assert items_featurize_resend_if_stale(project_id=project.id)
+    assert sent == ["items_featurize_task"]
+
+
+def test_a_featurize_task_making_progress_is_not_sent_again(sent):
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory.create_batch(3, project=project)
+    items_featurize(project_id=project.id, batch_size=1, seconds=0)  # a batch: a heartbeat
+    assert not items_featurize_resend_if_stale(project_id=project.id)
+    assert sent == []
+
+
+def test_nothing_is_sent_when_every_item_has_its_vector(sent):
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory(project=project)
+    items_featurize(project_id=project.id)
+    Project.objects.filter(pk=project.pk).update(featurize_heartbeat_at=None)
+    assert not items_featurize_resend_if_stale(project_id=project.id)
+    assert sent == []
+
+
+def test_round_maybe_start_sends_a_lost_featurize_task_again(sent):
+    from annotation.services.rounds import round_maybe_start
+
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory.create_batch(2, project=project)  # nothing featurized, nothing queued
+    assert round_maybe_start(project_id=project.id) is None  # no pool to pick from yet
+    assert sent == ["items_featurize_task"]
