@@ -1,13 +1,12 @@
 """Labels: submit (spends the reserved cost), idempotent repeats, relabeling, late labels."""
 
-from decimal import Decimal
-
 from django.db import connection, transaction
 from django.utils import timezone
 
-from annotation.errors import Conflict, NotFound, ValidationFailed
+from annotation.errors import Conflict, ValidationFailed
 from annotation.models import Annotation, Assignment, Item, Project
 from annotation.services.budgets import budget_spend_reserved, budget_spend_unreserved
+from annotation.services.items import item_get_for_update
 from annotation.services.sql import one_statement_sql
 
 
@@ -39,14 +38,7 @@ def annotation_submit(
         if annotation is not None:
             return annotation, True
     with transaction.atomic():
-        try:
-            item = (
-                Item.objects.select_for_update()
-                .only("id", "project_id", "status", "leased_to_id", "cost", "group")
-                .get(project=project, pk=item_id)
-            )
-        except Item.DoesNotExist as exc:
-            raise NotFound(f"Item {item_id} is not in this project.", field="item") from exc
+        item = item_get_for_update(project=project, item_id=item_id)
         if item.status == Item.Status.LABELED:
             return _relabel(project, user, item, label), False
         if item.status == Item.Status.QUEUED and item.leased_to_id == user.pk:
@@ -154,7 +146,7 @@ def _label_reserved(project: Project, user, item: Item, label: str) -> Annotatio
 
 def _label_unreserved(project: Project, user, item: Item, label: str) -> Annotation:
     """A late label on an item back in the pool: spend its cost if the budget allows."""
-    budget_spend_unreserved(project_id=project.pk, cost=Decimal(item.cost), group=item.group)
+    budget_spend_unreserved(project_id=project.pk, cost=item.cost, group=item.group)
     Item.objects.filter(pk=item.pk).update(status=Item.Status.LABELED)
     annotation = Annotation.objects.create(item=item, annotator=user, label=label, cost=item.cost)
     project.refresh_from_db(fields=["spent", "budget"])

@@ -613,8 +613,13 @@ def item_affordable_exists(*, project: Project, items) -> bool:
 
 
 def item_get_for_update(*, project: Project, item_id: int) -> Item:
+    """The item, row locked, with the fields a label or a skip decides on; else 404."""
     try:
-        return Item.objects.select_for_update().get(project=project, pk=item_id)
+        return (
+            Item.objects.select_for_update()
+            .only("id", "project_id", "status", "leased_to_id", "cost", "group")
+            .get(project=project, pk=item_id)
+        )
     except Item.DoesNotExist as exc:
         raise NotFound(f"Item {item_id} is not in this project.", field="item") from exc
 
