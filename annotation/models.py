@@ -255,6 +255,8 @@ class Item(models.Model):
     # (queued_round, queue_rank), oldest round first, so reserved budget drains in order.
     queue_rank = models.PositiveIntegerField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    # Annotators who passed on the item (annotation.services.queue.item_skip).
+    skip_count = models.PositiveIntegerField(default=0)
     # The lease: who holds the item and until when. Changed only under SELECT ... FOR UPDATE.
     leased_to = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -313,6 +315,7 @@ class Assignment(models.Model):
         SUBMITTED = "submitted"
         SKIPPED = "skipped"
         EXPIRED = "expired"
+        RELEASED = "released"  # given back unlabeled (the labeling page was closed)
 
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
     user = models.ForeignKey(
@@ -329,6 +332,14 @@ class Assignment(models.Model):
                 condition=Q(status="active"),
                 name="assignment_one_active_per_item",
             )
+        ]
+        indexes = [
+            # Who skipped what: `next` never hands an item back to an annotator who skipped it.
+            models.Index(
+                fields=["item", "user"],
+                condition=Q(status="skipped"),
+                name="assignment_skipped_idx",
+            ),
         ]
 
     def __str__(self) -> str:

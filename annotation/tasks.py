@@ -10,18 +10,18 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from annotation.services import items, rounds
+from annotation.services import dispatch, items, rounds
 
 logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError)
 RETRY = {"autoretry_for": TRANSIENT, "retry_backoff": 2, "max_retries": 5}
 
 
-@shared_task(**RETRY)
+@shared_task(name=dispatch.FEATURIZE, **RETRY)
 def items_featurize_task(project_id: int) -> int:
     done, more = items.items_featurize(project_id=project_id)
     if more:  # the time slice is used up: the rest in a fresh task
-        items_featurize_task.delay(project_id)
+        dispatch.send_featurize(project_id)
     rounds.round_maybe_start(project_id=project_id)
     return done
 
@@ -31,7 +31,7 @@ def _failing_round(round_id: int, exc: Exception) -> None:
     rounds.round_fail(round_id=round_id, error=f"{type(exc).__name__}: {exc}")
 
 
-@shared_task(**RETRY)
+@shared_task(name=dispatch.ROUND_RUN, **RETRY)
 def round_run_task(round_id: int) -> None:
     try:
         rounds.round_run(round_id=round_id)
@@ -41,7 +41,7 @@ def round_run_task(round_id: int) -> None:
         _failing_round(round_id, exc)
 
 
-@shared_task(**RETRY)
+@shared_task(name=dispatch.ROUND_SHARD, **RETRY)
 def round_score_shard_task(round_id: int, index: int) -> None:
     try:
         rounds.round_score_shard(round_id=round_id, index=index)
@@ -51,7 +51,7 @@ def round_score_shard_task(round_id: int, index: int) -> None:
         _failing_round(round_id, exc)
 
 
-@shared_task(**RETRY)
+@shared_task(name=dispatch.ROUND_REDUCE, **RETRY)
 def round_reduce_task(round_id: int) -> None:
     try:
         rounds.round_reduce(round_id=round_id)

@@ -122,7 +122,8 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
         rnd = Round.objects.create(project=project, number=number, strategy="random")
         Project.objects.filter(pk=project.pk).update(round=F("round") + 1)
         round_queue(
-            rnd=rnd, picks=[(item_id, 1.0 - k / 10_000) for k, (item_id, _) in enumerate(chunk)]
+            round_id=rnd.pk,
+            picks=[(item_id, 1.0 - k / 10_000) for k, (item_id, _) in enumerate(chunk)],
         )
     project.refresh_from_db()
     assert project.reserved == project.budget, (project.reserved, project.budget)

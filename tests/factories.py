@@ -64,8 +64,9 @@ def queue(project: Project, items: list[Item]) -> Round:
     number = project.round + 1
     rnd = Round.objects.create(project=project, number=number, strategy="random")
     Project.objects.filter(pk=project.pk).update(round=number)
-    round_queue(rnd=rnd, picks=[(item.pk, 1.0 - i / 1000) for i, item in enumerate(items)])
+    round_queue(round_id=rnd.pk, picks=[(item.pk, 1.0 - i / 1000) for i, item in enumerate(items)])
     project.refresh_from_db()
     for item in items:
         item.refresh_from_db()
+    rnd.refresh_from_db()
     return rnd

@@ -158,6 +158,11 @@ class SkipInSerializer(StrictSerializer):
     item = serializers.IntegerField(min_value=1)
 
 
+class LeaseInSerializer(StrictSerializer):
+    item = serializers.IntegerField(min_value=1)
+    action = serializers.ChoiceField(["renew", "release"])
+
+
 class MembershipInSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Membership.Role.choices)

@@ -12,6 +12,12 @@ urlpatterns = [
     path("projects/<int:pk>/next/", views.NextView.as_view(), name="api-next"),
     path("projects/<int:pk>/annotations/", views.AnnotationsView.as_view(), name="api-annotations"),
     path("projects/<int:pk>/skip/", views.SkipView.as_view(), name="api-skip"),
+    path("projects/<int:pk>/lease/", views.LeaseView.as_view(), name="api-lease"),
+    path(
+        "projects/<int:pk>/skipped/return/",
+        views.SkippedReturnView.as_view(),
+        name="api-skipped-return",
+    ),
     path("projects/<int:pk>/members/", views.MembersView.as_view(), name="api-members"),
     path("projects/<int:pk>/groups/", views.GroupsView.as_view(), name="api-groups"),
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),

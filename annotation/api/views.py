@@ -19,6 +19,7 @@ from annotation.api.serializers import (
     AnnotationInSerializer,
     BudgetGroupSerializer,
     ItemOutSerializer,
+    LeaseInSerializer,
     MembershipInSerializer,
     MembershipOutSerializer,
     ProjectSerializer,
@@ -30,10 +31,16 @@ from annotation.models import Item, Membership, Project
 from annotation.selectors.items import item_list, labeled_records
 from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
-from annotation.services.annotations import annotation_submit
 from annotation.services.budgets import budget_groups_set
-from annotation.services.items import item_next_for, item_skip, items_import, parse_upload
+from annotation.services.items import items_import, parse_upload
+from annotation.services.labeling import item_next_for, item_skip
 from annotation.services.projects import membership_set, project_create, project_update
+from annotation.services.queue import (
+    annotation_submit,
+    item_lease_renew,
+    item_release,
+    items_skipped_return,
+)
 
 MANAGER = Membership.Role.MANAGER
 
@@ -207,6 +214,41 @@ class SkipView(APIView):
         data.is_valid(raise_exception=True)
         item = item_skip(project=project, user=request.user, item_id=data.validated_data["item"])
         return Response({"item": item.id, "status": item.status})
+
+
+class LeaseView(APIView):
+    """Keep or give back the item you hold: the labeling page renews its lease while it
+    is open and visible, and releases it when it is closed."""
+
+    @extend_schema(
+        request=LeaseInSerializer,
+        responses=inline_serializer(
+            "LeaseOut",
+            {
+                "item": serializers.IntegerField(),
+                "lease_expires_at": serializers.DateTimeField(allow_null=True),
+            },
+        ),
+    )
+    def post(self, request, pk: int):
+        project = project_for(request, pk)
+        data = LeaseInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        action = item_lease_renew if data.validated_data["action"] == "renew" else item_release
+        item = action(project=project, user=request.user, item_id=data.validated_data["item"])
+        return Response({"item": item.id, "lease_expires_at": item.lease_expires_at})
+
+
+class SkippedReturnView(APIView):
+    """Managers: return every skipped item to the pool (a later round may queue it)."""
+
+    @extend_schema(
+        request=None,
+        responses=inline_serializer("ReturnedOut", {"returned": serializers.IntegerField()}),
+    )
+    def post(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        return Response({"returned": items_skipped_return(project=project)})
 
 
 class MembersView(APIView):

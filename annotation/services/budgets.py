@@ -1,65 +1,18 @@
-"""Budget rules: `spent + reserved <= budget` for the project and for every budget group.
+"""Budget configuration: the project budget and the group allocations.
 
-An item's cost is reserved when a round queues it, moved from reserved to spent when it is
-labeled, and released when it is skipped or dropped from the queue. Every change is a
-conditional UPDATE, and the CHECK constraints on Project and BudgetGroup make the database
-refuse any write that would overspend, so no interleaving of requests can break the rule.
+What spends and reserves budget is an item's life, in annotation.services.queue (with the
+lock order: items, then groups, then the project). Here: raising and lowering budgets,
+which lock the group rows, then the project row, and unqueue what no longer fits through
+queue.items_unqueue_to_fit (items taken with SKIP LOCKED, as that order demands).
 """
 
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from annotation.errors import Conflict, ValidationFailed
-from annotation.models import Assignment, BudgetGroup, Item, Project
-
-
-def _group_qs(*, project_id: int, group: str):
-    return BudgetGroup.objects.filter(project_id=project_id, name=group)
-
-
-def budget_spend_reserved(*, project_id: int, cost: Decimal, group: str) -> None:
-    """Move `cost` from reserved to spent. Call inside the transaction that labels the item."""
-    updated = Project.objects.filter(pk=project_id, reserved__gte=cost).update(
-        reserved=F("reserved") - cost, spent=F("spent") + cost
-    )
-    if updated != 1:
-        raise Conflict("The item's cost is not reserved in the project budget.", code="budget")
-    if group:
-        _group_qs(project_id=project_id, group=group).filter(reserved__gte=cost).update(
-            reserved=F("reserved") - cost, spent=F("spent") + cost
-        )
-
-
-def budget_release(*, project_id: int, cost: Decimal, group: str) -> None:
-    """Give back a reservation (skip, or an item dropped from the queue)."""
-    Project.objects.filter(pk=project_id, reserved__gte=cost).update(reserved=F("reserved") - cost)
-    if group:
-        _group_qs(project_id=project_id, group=group).filter(reserved__gte=cost).update(
-            reserved=F("reserved") - cost
-        )
-
-
-def budget_spend_unreserved(*, project_id: int, cost: Decimal, group: str) -> None:
-    """Spend `cost` that was not reserved (a late label), only if it fits; else 409."""
-    updated = Project.objects.filter(
-        pk=project_id, budget__gte=F("spent") + F("reserved") + cost
-    ).update(spent=F("spent") + cost)
-    if updated != 1:
-        raise Conflict("The budget is exhausted: this label would exceed it.", code="budget")
-    if group:
-        groups = _group_qs(project_id=project_id, group=group)
-        if groups.exists():
-            fits = groups.filter(budget__gte=F("spent") + F("reserved") + cost).update(
-                spent=F("spent") + cost
-            )
-            if fits != 1:
-                raise Conflict(
-                    f"The budget of group {group!r} is exhausted: this label would exceed it.",
-                    code="budget",
-                )
+from annotation.models import BudgetGroup, Project
+from annotation.services.queue import items_unqueue_to_fit
 
 
 def budget_set(*, project: Project, budget: Decimal) -> Project:
@@ -72,6 +25,7 @@ def budget_set(*, project: Project, budget: Decimal) -> Project:
     if budget < 0:
         raise ValidationFailed("The budget cannot be negative.", field="budget")
     with transaction.atomic():
+        list(BudgetGroup.objects.select_for_update().filter(project=project).order_by("id"))
         locked = Project.objects.select_for_update().get(pk=project.pk)
         if budget < locked.spent:
             raise ValidationFailed(
@@ -79,7 +33,7 @@ def budget_set(*, project: Project, budget: Decimal) -> Project:
                 field="budget",
             )
         if locked.spent + locked.reserved > budget:
-            _drop_queued(ledger=locked, target=budget)
+            items_unqueue_to_fit(ledger=locked, target=budget)
             locked.refresh_from_db()
         if locked.spent + locked.reserved > budget:
             raise Conflict(
@@ -103,46 +57,6 @@ def budget_set(*, project: Project, budget: Decimal) -> Project:
     return locked
 
 
-def _drop_queued(
-    *, ledger: Project | BudgetGroup, target: Decimal, group: str | None = None
-) -> None:
-    """Unqueue free items (of `group`, if given), last in queue order first, until the
-    ledger's (a Project's or a BudgetGroup's) spent + reserved <= target."""
-    excess = ledger.spent + ledger.reserved - target
-    free = Item.objects.select_for_update(skip_locked=True).filter(status=Item.Status.QUEUED)
-    if group is None:
-        free = free.filter(project=ledger)
-    else:
-        free = free.filter(project_id=ledger.project_id, group=group)
-    free = free.exclude(lease_expires_at__gt=timezone.now()).order_by(
-        "-queued_round", "-queue_rank"
-    )
-    for item in free.iterator(chunk_size=200):
-        if excess <= 0:
-            break
-        item_unqueue(item=item)
-        excess -= item.cost
-
-
-def item_unqueue(*, item: Item) -> None:
-    """Put a queued item (row locked by the caller) back in the pool and free its cost;
-    a lease on it (expired, or the caller would not unqueue it) is closed as expired."""
-    Assignment.objects.filter(item_id=item.pk, status=Assignment.Status.ACTIVE).update(
-        status=Assignment.Status.EXPIRED
-    )
-    Item.objects.filter(pk=item.pk, status=Item.Status.QUEUED).update(
-        status=Item.Status.UNLABELED,
-        queued_round=None,
-        queue_rank=None,
-        score=None,
-        acquisition="",
-        queued_at=None,
-        leased_to=None,
-        lease_expires_at=None,
-    )
-    budget_release(project_id=item.project_id, cost=item.cost, group=item.group)
-
-
 def _group_budget(*, project_budget: Decimal, share: Decimal | None, budget: Decimal | None):
     if share is not None:
         return (project_budget * share).quantize(Decimal("0.01"))
@@ -162,10 +76,11 @@ def budget_groups_set(*, project: Project, groups: list[dict]) -> list[BudgetGro
     if len(set(names)) != len(names):
         raise ValidationFailed("Group names must be distinct.", field="groups")
     with transaction.atomic():
-        locked = Project.objects.select_for_update().get(pk=project.pk)
         existing = {
-            g.name: g for g in BudgetGroup.objects.select_for_update().filter(project=locked)
+            g.name: g
+            for g in BudgetGroup.objects.select_for_update().filter(project=project).order_by("id")
         }
+        locked = Project.objects.select_for_update().get(pk=project.pk)
         wanted = {}
         for entry in groups:
             share, budget = entry.get("share"), entry.get("budget")
@@ -209,7 +124,7 @@ def budget_groups_set(*, project: Project, groups: list[dict]) -> list[BudgetGro
 
 
 def _drop_queued_in_group(*, group: BudgetGroup, target: Decimal) -> None:
-    _drop_queued(ledger=group, target=target, group=group.name)
+    items_unqueue_to_fit(ledger=group, target=target, group=group.name)
     group.refresh_from_db()
     if group.spent + group.reserved > target:
         raise Conflict(

@@ -1,4 +1,5 @@
-"""Items: import (atomic, validated row by row), featurization, hand-out (`next`) and skip."""
+"""Items: import (atomic, validated row by row) and featurization. What happens to an
+item afterwards (queue, lease, label, skip) is annotation.services.queue's."""
 
 import csv
 import io
@@ -12,14 +13,13 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Min, Q
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from annotation.errors import Conflict, NotFound, ValidationFailed
-from annotation.models import Assignment, BudgetGroup, CostRule, Item, Membership, Project
-from annotation.services.budgets import budget_release
-from annotation.services.sql import one_statement_sql
+from annotation.errors import ValidationFailed
+from annotation.models import CostRule, Item, Project
+from annotation.services import dispatch
 
 ITEM_FIELDS = ("text", "image", "features", "external_id", "cost", "group", "meta")
 CONTENT_FIELDS = ("text", "image", "features")
@@ -287,10 +287,8 @@ def items_import(*, project: Project, rows: Iterable) -> int:
 def _enqueue_featurize(project_id: int) -> None:
     # If the broker is down the items stay unfeaturized; round_maybe_start sends the task
     # again once the heartbeat set here is stale (items_featurize_resend_if_stale).
-    from annotation.services.rounds import _enqueue
-
     Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
-    _enqueue("items_featurize_task", project_id)
+    dispatch.send_featurize(project_id)
 
 
 def items_featurize_resend_if_stale(*, project_id: int) -> bool:
@@ -298,8 +296,6 @@ def items_featurize_resend_if_stale(*, project_id: int) -> bool:
     been sent or made progress for ANNOTATION_FEATURIZE_STALE_SECONDS (its message was lost,
     or the broker was down at import). A conditional UPDATE claims the resend, so
     concurrent callers send it once. Returns whether it was sent."""
-    from annotation.services.rounds import _enqueue
-
     if not Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
         return False
     stale = timezone.now() - timedelta(seconds=settings.ANNOTATION_FEATURIZE_STALE_SECONDS)
@@ -308,7 +304,7 @@ def items_featurize_resend_if_stale(*, project_id: int) -> bool:
         .filter(Q(featurize_heartbeat_at__isnull=True) | Q(featurize_heartbeat_at__lt=stale))
         .update(featurize_heartbeat_at=timezone.now())
     )
-    return bool(claimed) and _enqueue("items_featurize_task", project_id)
+    return bool(claimed) and dispatch.send_featurize(project_id)
 
 
 def items_featurize(
@@ -353,292 +349,3 @@ def items_featurize(
         done += len(ids)
         last_id = ids[-1]
     return done, False
-
-
-# --- hand-out -----------------------------------------------------------------------------
-
-
-class NextState:
-    OK = "ok"
-    WAITING = "waiting"
-    BUDGET_EXHAUSTED = "budget_exhausted"
-    POOL_EXHAUSTED = "pool_exhausted"
-    QUOTA_REACHED = "quota_reached"
-
-
-def annotator_quota_reached(*, project: Project, user) -> bool:
-    """Whether the user has given all the labels their membership quota allows."""
-    from annotation.models import Annotation
-
-    quota = (
-        Membership.objects.filter(project=project, user=user)
-        .values("quota_total", "quota_daily")
-        .first()
-    )
-    if not quota or (quota["quota_total"] is None and quota["quota_daily"] is None):
-        return False
-    mine = Annotation.objects.filter(item__project=project, annotator=user)
-    if quota["quota_total"] is not None and mine.count() >= quota["quota_total"]:
-        return True
-    if quota["quota_daily"] is not None:
-        today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        if mine.filter(created_at__gte=today).count() >= quota["quota_daily"]:
-            return True
-    return False
-
-
-def item_next_for(*, project: Project, user) -> tuple[Item | None, str]:
-    """Lease the best free queued item to `user`.
-
-    An item the user already holds (a reload, a retry) is handed back first. Otherwise the
-    first free queued item is taken with SELECT ... FOR UPDATE SKIP LOCKED, so concurrent
-    callers never wait on each other and never get the same item; the Assignment
-    constraint backs this up in the database. On PostgreSQL all of it (held item, pick,
-    lease, assignment, free-queue size, oldest lease) is one statement.
-
-    Expired leases found on the way are released (`item_leases_expire`), and a round is
-    started when the free queue falls under the low-water mark.
-    """
-    if _has_quota(project, user) and annotator_quota_reached(project=project, user=user):
-        held = _held_item(project, user)
-        return (held, NextState.OK) if held is not None else (None, NextState.QUOTA_REACHED)
-    now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    lease = _lease_sql if one_statement_sql() else _lease_orm
-    item, free, oldest_lease = lease(project, user, now, expires)
-    if oldest_lease is not None and oldest_lease <= now:
-        item_leases_expire(project_id=project.pk)
-    if item is None:
-        return None, _empty_state(project)
-    if free < project.low_water:
-        from annotation.services.rounds import round_maybe_start
-
-        round_maybe_start(project_id=project.pk)
-    return item, NextState.OK
-
-
-def _has_quota(project: Project, user) -> bool:
-    """Whether the user's membership sets a quota. `project_for_member` has read the
-    membership already; otherwise one query."""
-    if hasattr(project, "member_quota_total"):
-        return project.member_quota_total is not None or project.member_quota_daily is not None
-    return (
-        Membership.objects.filter(project=project, user=user)
-        .filter(Q(quota_total__isnull=False) | Q(quota_daily__isnull=False))
-        .exists()
-    )
-
-
-def _held_item(project: Project, user) -> Item | None:
-    return (
-        Item.objects.defer("vector")
-        .filter(
-            project=project,
-            status=Item.Status.QUEUED,
-            leased_to=user,
-            lease_expires_at__gt=timezone.now(),
-        )
-        .order_by("queued_round", "queue_rank", "id")
-        .first()
-    )
-
-
-# The item fields an annotator is shown (see item_public), read by the one-statement lease.
-_LEASE_COLUMNS = ("id", "external_id", "text", "image", "features", "meta", "cost", "group")
-
-_LEASE_SQL = """
-WITH held AS (
-    SELECT id, lease_expires_at FROM annotation_item
-    WHERE project_id = %(project)s AND status = 'queued' AND leased_to_id = %(user)s
-      AND lease_expires_at > %(now)s
-    ORDER BY queued_round, queue_rank, id
-    LIMIT 1
-), pick AS (
-    SELECT id FROM annotation_item
-    WHERE project_id = %(project)s AND status = 'queued' AND leased_to_id IS NULL
-      AND NOT EXISTS (SELECT 1 FROM held)
-    ORDER BY queued_round, queue_rank, id
-    LIMIT 1
-    FOR UPDATE SKIP LOCKED
-), leased AS (
-    UPDATE annotation_item AS item SET leased_to_id = %(user)s, lease_expires_at = %(expires)s
-    FROM pick WHERE item.id = pick.id
-    RETURNING item.id
-), assigned AS (
-    INSERT INTO annotation_assignment (item_id, user_id, status, created_at, expires_at)
-    SELECT id, %(user)s, 'active', %(now)s, %(expires)s FROM leased
-), chosen AS (
-    SELECT id, lease_expires_at, 0 AS new FROM held
-    UNION ALL
-    SELECT id, %(expires)s, 1 FROM leased
-)
-SELECT {columns}, chosen.lease_expires_at,
-    (SELECT count(*) FROM (
-        SELECT 1 FROM annotation_item
-        WHERE project_id = %(project)s AND status = 'queued' AND leased_to_id IS NULL
-        LIMIT %(low_water)s + 1
-    ) AS free_rows) - coalesce(chosen.new, 0) AS free,
-    (SELECT min(lease_expires_at) FROM annotation_item
-     WHERE project_id = %(project)s AND status = 'queued' AND leased_to_id IS NOT NULL
-    ) AS oldest_lease
-FROM (SELECT 1) AS one
-LEFT JOIN chosen ON TRUE
-LEFT JOIN annotation_item AS item ON item.id = chosen.id
-""".format(columns=", ".join(f'item."{c}"' for c in _LEASE_COLUMNS))
-
-
-def _lease_sql(project: Project, user, now, expires) -> tuple[Item | None, int, object]:
-    """PostgreSQL: held item or new lease, free-queue size and oldest lease, one statement.
-
-    Returns (item or None, free queued items after this lease (counted up to the low-water
-    mark), the earliest lease expiry in the project or None)."""
-    params = {
-        "project": project.pk,
-        "user": user.pk,
-        "now": now,
-        "expires": expires,
-        "low_water": project.low_water,
-    }
-
-    def run():
-        with connection.cursor() as cursor:
-            cursor.execute(_LEASE_SQL, params)
-            return cursor.fetchone()
-
-    try:
-        if connection.in_atomic_block:
-            with transaction.atomic():  # a savepoint, so a failure leaves the caller's intact
-                row = run()
-        else:
-            row = run()  # autocommit: the statement is its own transaction, one round trip
-    except IntegrityError:
-        # An active assignment outlived its lease (written before expiry closed them):
-        # close it and lease again.
-        _expire_stale_assignments(project)
-        row = run()
-    *values, lease_expires_at, free, oldest_lease = row
-    if values[0] is None:
-        return None, free, oldest_lease
-    fields = dict(zip(_LEASE_COLUMNS, values, strict=True))
-    for key in ("features", "meta"):  # Django loads jsonb as text and decodes in the field
-        if isinstance(fields[key], str):
-            fields[key] = json.loads(fields[key])
-    item = Item(project=project, status=Item.Status.QUEUED, **fields)
-    item.leased_to_id, item.lease_expires_at = user.pk, lease_expires_at
-    item._state.adding, item._state.db = False, "default"
-    return item, free, oldest_lease
-
-
-def _lease_orm(project: Project, user, now, expires) -> tuple[Item | None, int, object]:
-    """The same as _lease_sql with the ORM, for databases without SKIP LOCKED (SQLite
-    serializes writers, so the plain SELECT then UPDATE is safe there)."""
-    item = _held_item(project, user)
-    if item is None:
-        with transaction.atomic():
-            item = (
-                Item.objects.select_for_update(skip_locked=True)
-                .defer("vector")
-                .filter(project=project, status=Item.Status.QUEUED, leased_to__isnull=True)
-                .order_by("queued_round", "queue_rank", "id")
-                .first()
-            )
-            if item is not None:
-                Assignment.objects.create(item=item, user=user, expires_at=expires)
-                Item.objects.filter(pk=item.pk).update(leased_to=user, lease_expires_at=expires)
-                item.leased_to, item.lease_expires_at = user, expires
-    queued = Item.objects.filter(project=project, status=Item.Status.QUEUED)
-    free = queued.filter(leased_to__isnull=True).values("id")[: project.low_water].count()
-    oldest = queued.filter(leased_to__isnull=False).aggregate(m=Min("lease_expires_at"))["m"]
-    return item, free, oldest
-
-
-def _expire_stale_assignments(project: Project) -> None:
-    Assignment.objects.filter(
-        item__project=project, status=Assignment.Status.ACTIVE, item__leased_to__isnull=True
-    ).update(status=Assignment.Status.EXPIRED)
-
-
-def item_leases_expire(*, project_id: int) -> int:
-    """Release every expired lease of the project: the item goes back to the pool and its
-    reserved cost is released (a round may queue it again); its assignment is closed as
-    expired. Returns how many were released. Items being labeled right now (row locked)
-    are skipped: the label decides them."""
-    from annotation.services.budgets import item_unqueue
-
-    released = 0
-    with transaction.atomic():
-        expired = (
-            Item.objects.select_for_update(skip_locked=True)
-            .only("id", "project_id", "cost", "group", "status")
-            .filter(
-                project_id=project_id,
-                status=Item.Status.QUEUED,
-                leased_to__isnull=False,
-                lease_expires_at__lte=timezone.now(),
-            )
-        )
-        for item in expired:
-            item_unqueue(item=item)
-            released += 1
-    return released
-
-
-def _empty_state(project: Project) -> str:
-    """Why there is no item for the caller, and start a round if that is what is missing."""
-    from annotation.services.rounds import round_maybe_start
-
-    project.refresh_from_db()
-    if Item.objects.filter(project=project, status=Item.Status.QUEUED).exists():
-        return NextState.WAITING  # held by others: they come back if skipped or expired
-    if project.spent >= project.budget:
-        return NextState.BUDGET_EXHAUSTED
-    unlabeled = Item.objects.filter(project=project, status=Item.Status.UNLABELED)
-    if not unlabeled.exists():
-        return NextState.POOL_EXHAUSTED
-    if not item_affordable_exists(project=project, items=unlabeled):
-        return NextState.BUDGET_EXHAUSTED
-    round_maybe_start(project_id=project.pk)
-    return NextState.WAITING
-
-
-def item_affordable_exists(*, project: Project, items) -> bool:
-    """Whether some item of `items` fits the remaining project (and group) budget."""
-    remaining = project.remaining
-    groups = {g.name: g.remaining for g in BudgetGroup.objects.filter(project=project)}
-    for row in items.values("group").annotate(cheapest=Min("cost")):
-        limit = min(remaining, groups.get(row["group"], remaining))
-        if row["cheapest"] <= limit:
-            return True
-    return False
-
-
-def item_get_for_update(*, project: Project, item_id: int) -> Item:
-    """The item, row locked, with the fields a label or a skip decides on; else 404."""
-    try:
-        return (
-            Item.objects.select_for_update()
-            .only("id", "project_id", "status", "leased_to_id", "cost", "group")
-            .get(project=project, pk=item_id)
-        )
-    except Item.DoesNotExist as exc:
-        raise NotFound(f"Item {item_id} is not in this project.", field="item") from exc
-
-
-def item_skip(*, project: Project, user, item_id: int) -> Item:
-    """Give back a leased item: it leaves the queue and its reserved cost is released."""
-    with transaction.atomic():
-        item = item_get_for_update(project=project, item_id=item_id)
-        if item.status != Item.Status.QUEUED or item.leased_to_id != user.pk:
-            raise Conflict("This item is not assigned to you.", field="item")
-        Item.objects.filter(pk=item.pk).update(
-            status=Item.Status.SKIPPED, leased_to=None, lease_expires_at=None
-        )
-        Assignment.objects.filter(item=item, status=Assignment.Status.ACTIVE).update(
-            status=Assignment.Status.SKIPPED
-        )
-        budget_release(project_id=project.pk, cost=item.cost, group=item.group)
-    from annotation.services.rounds import round_maybe_start
-
-    round_maybe_start(project_id=project.pk)
-    item.refresh_from_db()
-    return item

@@ -13,16 +13,16 @@ which only starts rounds, never loads PyTorch.
 
 import logging
 from datetime import timedelta
-from decimal import Decimal
 
 import numpy as np
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from annotation.models import BudgetGroup, Item, Project, Round, RoundShard
-from annotation.services.sql import one_statement_sql
+from annotation.services import dispatch
+from annotation.services.items import items_featurize_resend_if_stale
+from annotation.services.queue import item_affordable_exists, items_queue
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +68,6 @@ def round_maybe_start(*, project_id: int) -> Round | None:
     project = Project.objects.get(pk=project_id)
     if _free_queue_at_least(project, project.low_water):
         return None
-    from annotation.services.items import items_featurize_resend_if_stale
-
     items_featurize_resend_if_stale(project_id=project_id)
     if _round_running(project_id):
         return None
@@ -77,8 +75,16 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         return None
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project_id)
-        running = Round.objects.filter(project=project, status=Round.Status.RUNNING).first()
-        if running is not None:
+        if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():
+            # A round step that holds its row (queueing its batch) is alive: SKIP LOCKED
+            # leaves it be, and never waits for it while holding the project row.
+            running = (
+                Round.objects.select_for_update(skip_locked=True)
+                .filter(project=project, status=Round.Status.RUNNING)
+                .first()
+            )
+            if running is None:
+                return None
             quiet = timezone.now() - running.heartbeat_at
             if quiet.total_seconds() < settings.ANNOTATION_ROUND_STALE_SECONDS:
                 return None
@@ -106,7 +112,7 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         except IntegrityError:
             return None
         Project.objects.filter(pk=project_id).update(round=number)
-        transaction.on_commit(lambda: _enqueue("round_run_task", rnd.pk, round_id=rnd.pk))
+        transaction.on_commit(lambda: _send_or_fail(dispatch.send_round_run, rnd.pk))
     return rnd
 
 
@@ -114,8 +120,6 @@ def _worth_a_round(project: Project) -> bool:
     """Whether a round could queue something: budget left, a featurized item that fits it,
     and something changed since the last round found nothing to queue. Reads the pool
     without locks; the round re-checks everything when it queues."""
-    from annotation.services.items import item_affordable_exists
-
     if project.remaining <= 0 or not _pool(project.pk).exists():
         return False
     last = Round.objects.filter(project=project).order_by("-number").first()
@@ -130,20 +134,12 @@ def _worth_a_round(project: Project) -> bool:
     return item_affordable_exists(project=project, items=_pool(project.pk))
 
 
-def _enqueue(task_name: str, *args, round_id: int | None = None) -> bool:
-    """Send a task; if the broker is down, log it and fail the round (if any) at once so
-    the next caller starts a fresh one instead of waiting for it to go stale. Labels never
-    depend on the broker: they live in the database."""
-    from annotation import tasks
-
-    try:
-        getattr(tasks, task_name).delay(*args)
-    except Exception as exc:  # kombu raises OperationalError and friends when Redis is down
-        logger.warning("could not send %s%s: %s", task_name, args, exc)
-        if round_id is not None:
-            round_fail(round_id=round_id, error=f"The broker was unavailable: {exc}")
-        return False
-    return True
+def _send_or_fail(send, round_id: int, *args) -> None:
+    """Send a round's next task (annotation.services.dispatch); if the broker is down,
+    fail the round at once, so the next caller starts a fresh one instead of waiting for
+    it to go stale."""
+    if not send(round_id, *args):
+        round_fail(round_id=round_id, error="The broker was unavailable.")
 
 
 def _heartbeat(round_id: int) -> None:
@@ -200,13 +196,21 @@ def round_run(*, round_id: int) -> None:
     X, y, groups = _labeled(project)
     pool = _pool(project.pk)
     pool_size = pool.count()
-    rnd.labeled_count = len(y)
-    rnd.budget_spent = project.spent
-    rnd.pool_size = pool_size
+    cold = len(y) < cold_start_threshold(project) or len(np.unique(y)) < 2
+    # What the round decided so far goes to its row now: round_queue writes only what it
+    # decides itself.
+    Round.objects.filter(pk=round_id, status=Round.Status.RUNNING).update(
+        labeled_count=len(y),
+        budget_spent=project.spent,
+        pool_size=pool_size,
+        cold_start=cold and pool_size > 0,
+        strategy="cold_start" if cold and pool_size > 0 else rnd.strategy,
+        heartbeat_at=timezone.now(),
+    )
     if pool_size == 0:
-        round_queue(rnd=rnd, picks=[])
+        round_queue(round_id=round_id, picks=[])
         return
-    if len(y) < cold_start_threshold(project) or len(np.unique(y)) < 2:
+    if cold:
         ids = np.fromiter(pool.values_list("id", flat=True), dtype=np.int64)
         rng = np.random.default_rng(rnd.number)
         if len(ids) > COLD_START_CANDIDATES:
@@ -226,9 +230,7 @@ def round_run(*, round_id: int) -> None:
             groups=np.asarray([codes.get(r[3], -1) for r in rows], dtype=np.int64),
             group_remaining=group_remaining,
         )
-        rnd.cold_start = True
-        rnd.strategy = "cold_start"
-        round_queue(rnd=rnd, picks=[(rows[i][0], None) for i in picks])
+        round_queue(round_id=round_id, picks=[(rows[i][0], None) for i in picks])
         return
     model = MLPEnsemble(n_members=project.ensemble_size, random_state=rnd.number).fit(
         X, y, len(project.labels)
@@ -249,17 +251,7 @@ def round_run(*, round_id: int) -> None:
             ]
         )
         rnd.shard_count = len(bounds)
-        rnd.save(
-            update_fields=[
-                "model",
-                "accuracy",
-                "shard_count",
-                "labeled_count",
-                "budget_spent",
-                "pool_size",
-                "group_stats",
-            ]
-        )
+        rnd.save(update_fields=["model", "accuracy", "shard_count", "group_stats"])
         transaction.on_commit(lambda: _dispatch_pending_shards(rnd))
 
 
@@ -326,18 +318,10 @@ def _shard_bounds(pool, shard_size: int) -> list[tuple[int, int]]:
 
 
 def _dispatch_pending_shards(rnd: Round) -> None:
-    from celery import group
-
-    from annotation.tasks import round_score_shard_task
-
-    pending = RoundShard.objects.filter(round=rnd, done_at__isnull=True).values_list(
-        "index", flat=True
+    pending = list(
+        RoundShard.objects.filter(round=rnd, done_at__isnull=True).values_list("index", flat=True)
     )
-    try:
-        group(round_score_shard_task.s(rnd.pk, index) for index in pending).apply_async()
-    except Exception as exc:  # the broker is down: see _enqueue
-        logger.warning("could not send the shards of round %s: %s", rnd.pk, exc)
-        round_fail(round_id=rnd.pk, error=f"The broker was unavailable: {exc}")
+    _send_or_fail(dispatch.send_round_shards, rnd.pk, pending)
 
 
 def _shard_rows(project_id: int, start_id: int, stop_id: int) -> list[tuple]:
@@ -346,7 +330,7 @@ def _shard_rows(project_id: int, start_id: int, stop_id: int) -> list[tuple]:
     On PostgreSQL the rows come through COPY in binary: a query's text results hex-encode
     the vectors (twice the bytes, encoded by the server and decoded here). For a 50,000-row
     shard of 256 floats that took 0.18 s of CPU here and 0.10 s in the server; the COPY
-    takes 0.12 s and 0.05 s. Elsewhere (SQLite) the same query through the ORM.
+    takes 0.12 s and 0.05 s.
     """
     rows = (
         _pool(project_id)
@@ -354,8 +338,6 @@ def _shard_rows(project_id: int, start_id: int, stop_id: int) -> list[tuple]:
         .order_by("id")
         .values_list("id", "vector", "cost", "group")
     )
-    if connection.vendor != "postgresql":
-        return list(rows)
     sql = connection.ops.compose_sql(*rows.query.sql_with_params())
     with (
         connection.cursor() as cursor,
@@ -422,9 +404,7 @@ def round_score_shard(*, round_id: int, index: int) -> None:
         _heartbeat(round_id)
         if updated and locked.status == Round.Status.RUNNING:
             if not RoundShard.objects.filter(round_id=round_id, done_at__isnull=True).exists():
-                transaction.on_commit(
-                    lambda: _enqueue("round_reduce_task", round_id, round_id=round_id)
-                )
+                transaction.on_commit(lambda: _send_or_fail(dispatch.send_round_reduce, round_id))
 
 
 def round_reduce(*, round_id: int) -> None:
@@ -462,7 +442,7 @@ def round_reduce(*, round_id: int) -> None:
                 group_remaining[codes[name]] -= sum(float(rows[i][1]) for i, _ in chosen)
     else:
         picks = _select(merged, rows, codes, group_remaining, remaining, project.batch_size, floor)
-    round_queue(rnd=rnd, picks=picks)
+    round_queue(round_id=round_id, picks=picks)
 
 
 def _select(candidates, rows, codes, group_remaining, remaining, batch_size, floor):
@@ -491,112 +471,35 @@ def _select(candidates, rows, codes, group_remaining, remaining, batch_size, flo
     return [(ids[j], float(best[j][1])) for j in order]
 
 
-_QUEUE_SQL = """
-UPDATE annotation_item AS item
-SET status = 'queued', queued_round = %(round)s, queue_rank = pick.rank - 1,
-    score = pick.score, acquisition = %(strategy)s, queued_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(scores)s::float8[]) WITH ORDINALITY AS pick(id, score, rank)
-WHERE item.id = pick.id
-"""
+def round_queue(*, round_id: int, picks: list[tuple[int, float | None]]) -> None:
+    """Queue the picked items in order through queue.items_queue (which reserves their
+    cost under the item, group and project locks, leaving out what no longer fits), then
+    close the round with what it queued.
 
-
-def _mark_queued(items: list[Item], *, rnd: Round, now) -> None:
-    """Set the queue columns of `items` (rows locked by the caller), ranked in list order.
-    PostgreSQL: one UPDATE from arrays (bulk_update's CASE per row costs ~5 ms an item)."""
-    if not items:
-        return
-    if one_statement_sql():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                _QUEUE_SQL,
-                {
-                    "round": rnd.number,
-                    "strategy": rnd.strategy,
-                    "now": now,
-                    "ids": [item.pk for item in items],
-                    "scores": [item.score for item in items],
-                },
-            )
-        return
-    for rank, item in enumerate(items):
-        item.status, item.queued_round, item.queue_rank = Item.Status.QUEUED, rnd.number, rank
-        item.acquisition, item.queued_at = rnd.strategy, now
-    Item.objects.bulk_update(
-        items,
-        ["status", "queued_round", "queue_rank", "score", "acquisition", "queued_at"],
-        batch_size=500,
-    )
-
-
-def round_queue(*, rnd: Round, picks: list[tuple[int, float | None]]) -> None:
-    """Queue the picked items in order and reserve their cost, then close the round.
-
-    Holds the project (and group) row locks: the budget check here is the authoritative
-    one; an item that no longer fits, or is no longer unlabeled, is left out.
-    """
+    Holds the round's row lock throughout, so a round is closed once: a second run of the
+    step (a redelivered task) finds it done and queues nothing."""
     with transaction.atomic():
-        locked = Round.objects.select_for_update().get(pk=rnd.pk)
+        locked = Round.objects.select_for_update().get(pk=round_id)
         if locked.status != Round.Status.RUNNING:
             return
-        project = Project.objects.select_for_update().get(pk=rnd.project_id)
-        groups = {
-            g.name: g for g in BudgetGroup.objects.select_for_update().filter(project=project)
-        }
-        group_left = {name: g.remaining for name, g in groups.items()}
-        left = project.remaining
-        items = (
-            Item.objects.select_for_update()
-            .only("id", "status", "cost", "group")
-            .in_bulk([item_id for item_id, _ in picks])
+        count, total = items_queue(
+            project_id=locked.project_id,
+            round_number=locked.number,
+            picks=[(item_id, score, locked.strategy) for item_id, score in picks],
         )
-        now = timezone.now()
-        chosen: list[Item] = []
-        total = Decimal(0)
-        group_totals: dict[str, Decimal] = {}
-        for item_id, score in picks:
-            item = items.get(item_id)
-            if item is None or item.status != Item.Status.UNLABELED:
-                continue
-            if item.cost > left or (item.group in groups and item.cost > group_left[item.group]):
-                continue
-            left -= item.cost
-            total += item.cost
-            if item.group in groups:
-                group_left[item.group] -= item.cost
-                group_totals[item.group] = group_totals.get(item.group, Decimal(0)) + item.cost
-            item.score = score
-            chosen.append(item)
-        _mark_queued(chosen, rnd=rnd, now=now)
-        if total:
-            Project.objects.filter(pk=project.pk).update(reserved=F("reserved") + total)
-            for name, amount in group_totals.items():
-                BudgetGroup.objects.filter(pk=groups[name].pk).update(
-                    reserved=F("reserved") + amount
-                )
-        rnd.status = Round.Status.DONE
-        rnd.queued_count = len(chosen)
-        rnd.queued_cost = total
-        rnd.finished_at = timezone.now()
-        rnd.seconds = (rnd.finished_at - locked.started_at).total_seconds()
-        rnd.save(
-            update_fields=[
-                "status",
-                "strategy",
-                "cold_start",
-                "labeled_count",
-                "budget_spent",
-                "pool_size",
-                "queued_count",
-                "queued_cost",
-                "finished_at",
-                "seconds",
-            ]
+        finished = timezone.now()
+        Round.objects.filter(pk=round_id).update(
+            status=Round.Status.DONE,
+            queued_count=count,
+            queued_cost=total,
+            finished_at=finished,
+            seconds=(finished - locked.started_at).total_seconds(),
         )
     logger.info(
         "round %s of project %s queued %d items (cost %s)",
-        rnd.number,
-        rnd.project_id,
-        len(chosen),
+        locked.number,
+        locked.project_id,
+        count,
         total,
     )
 

@@ -205,8 +205,9 @@ ANNOTATION_FEATURIZE_STALE_SECONDS = int(
 )
 ANNOTATION_ROUND_STALE_SECONDS = int(os.environ.get("ANNOTATION_ROUND_STALE_SECONDS", "300"))
 ANNOTATION_ROUND_RETRY_SECONDS = int(os.environ.get("ANNOTATION_ROUND_RETRY_SECONDS", "10"))
-# `next` and labels as one SQL statement each on PostgreSQL (see annotation/services/sql.py).
-ANNOTATION_ONE_STATEMENT_SQL = True
+# A queued item that this many annotators skipped leaves the queue (status `skipped`,
+# reservation released) until a manager returns it.
+ANNOTATION_SKIP_LIMIT = int(os.environ.get("ANNOTATION_SKIP_LIMIT", "3"))
 
 LOGGING = {
     "version": 1,

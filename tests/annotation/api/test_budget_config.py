@@ -106,8 +106,8 @@ def test_out_of_scope_label_must_be_a_label(project, manager):
 
 
 def test_export_marks_out_of_scope_labels(project, manager, annotator):
-    from annotation.services.annotations import annotation_submit
-    from annotation.services.items import item_next_for
+    from annotation.services.labeling import item_next_for
+    from annotation.services.queue import annotation_submit
 
     project.labels = ["cat", "dog", "junk"]
     project.out_of_scope_label = "junk"

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from annotation.services.annotations import annotation_submit
-from annotation.services.items import item_next_for
+from annotation.services.labeling import item_next_for
+from annotation.services.queue import annotation_submit
 from tests.conftest import api_client
 from tests.factories import ItemFactory, queue
 

@@ -1,20 +1,15 @@
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from annotation.models import Annotation, Assignment, Item
 from tests.conftest import api_client
 from tests.factories import ItemFactory, MembershipFactory, queue
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True, params=[True, False], ids=["one-statement", "orm"])
-def sql_path(request, settings):
-    """Every behaviour on both implementations: one SQL statement (PostgreSQL) and the
-    ORM path the SQLite demo takes."""
-    settings.ANNOTATION_ONE_STATEMENT_SQL = request.param
 
 
 def next_for(user, project):
@@ -123,17 +118,66 @@ def test_outsider_cannot_label(project, outsider):
     assert next_for(outsider, project).status_code == 404
 
 
-def test_skip_releases_the_reservation(project, annotator):
-    queue(project, ItemFactory.create_batch(2, project=project))
-    item_id = next_for(annotator, project).json()["item"]["id"]
-    response = api_client(annotator).post(
+def skip(user, project, item_id):
+    return api_client(user).post(
         f"/api/projects/{project.id}/skip/", {"item": item_id}, format="json"
     )
-    assert response.status_code == 200
-    project.refresh_from_db()
-    assert project.reserved == 1
-    assert Item.objects.get(pk=item_id).status == "skipped"
+
+
+def test_skipped_item_goes_to_another_annotator_not_back_to_the_skipper(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    assert skip(annotator, project, item_id).status_code == 200
     assert next_for(annotator, project).json()["item"]["id"] != item_id
+    assert next_for(other, project).json()["item"]["id"] == item_id
+
+
+def test_skip_keeps_the_reservation_for_the_others(project, annotator):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    skip(annotator, project, item_id)
+    project.refresh_from_db()
+    assert project.reserved == 2
+    item = Item.objects.get(pk=item_id)
+    assert (item.status, item.leased_to_id, item.skip_count) == ("queued", None, 1)
+    assert Assignment.objects.get(item_id=item_id).status == "skipped"
+
+
+def test_an_item_skipped_by_enough_annotators_leaves_the_queue(project, settings):
+    settings.ANNOTATION_SKIP_LIMIT = 2
+    first, second = (MembershipFactory(project=project).user for _ in range(2))
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(first, project).json()["item"]["id"]
+    skip(first, project, item_id)
+    assert next_for(second, project).json()["item"]["id"] == item_id
+    skip(second, project, item_id)
+    project.refresh_from_db()
+    assert Item.objects.get(pk=item_id).status == "skipped"
+    assert project.reserved == 0
+
+
+def test_one_annotator_looping_next_and_skip_drains_nothing(project, annotator):
+    items = ItemFactory.create_batch(5, project=project)
+    queue(project, items)
+    for _ in range(20):
+        body = next_for(annotator, project).json()
+        if body["item"] is None:
+            break
+        skip(annotator, project, body["item"]["id"])
+    assert body == {**body, "item": None, "state": "waiting"}
+    project.refresh_from_db()
+    assert project.reserved == 5
+    assert Item.objects.filter(project=project, status="queued").count() == 5
+    other = MembershipFactory(project=project).user
+    assert next_for(other, project).json()["item"]["id"] == items[0].id
+
+
+def test_skip_of_an_item_not_held_is_409(project, annotator):
+    items = ItemFactory.create_batch(1, project=project)
+    queue(project, items)
+    assert skip(annotator, project, items[0].id).status_code == 409
+    assert Item.objects.get(pk=items[0].id).skip_count == 0
 
 
 def expire_lease(item_id):
@@ -292,3 +336,55 @@ def test_concurrent_next_calls_never_share_an_item(project):
         t.join()
     assert len(got) == 8
     assert len(set(got)) == 8
+
+
+def lease(user, project, item_id, action):
+    return api_client(user).post(
+        f"/api/projects/{project.id}/lease/", {"item": item_id, "action": action}, format="json"
+    )
+
+
+def test_renewing_a_lease_pushes_its_expiry_back(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    Item.objects.filter(pk=item_id).update(lease_expires_at=timezone.now())
+    response = lease(annotator, project, item_id, "renew")
+    assert response.status_code == 200
+    expires = Item.objects.get(pk=item_id).lease_expires_at
+    assert expires > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
+    assert Assignment.objects.get(item_id=item_id, status="active").expires_at == expires
+
+
+def test_released_item_goes_back_to_the_free_queue_with_its_reservation(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    assert lease(annotator, project, item_id, "release").status_code == 200
+    item = Item.objects.get(pk=item_id)
+    project.refresh_from_db()
+    assert (item.status, item.leased_to_id, project.reserved) == ("queued", None, 1)
+    assert Assignment.objects.get(item_id=item_id).status == "released"
+    other = MembershipFactory(project=project).user
+    assert next_for(other, project).json()["item"]["id"] == item_id
+
+
+def test_renewing_someone_elses_lease_is_409(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(other, project).json()["item"]["id"]
+    assert lease(annotator, project, item_id, "renew").status_code == 409
+    assert lease(annotator, project, item_id, "release").status_code == 409
+    assert Item.objects.get(pk=item_id).leased_to_id == other.id
+
+
+def test_manager_returns_skipped_items_to_the_pool(project, annotator, manager, settings):
+    settings.ANNOTATION_SKIP_LIMIT = 1
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    skip(annotator, project, item_id)
+    assert (
+        api_client(annotator).post(f"/api/projects/{project.id}/skipped/return/").status_code == 403
+    )
+    response = api_client(manager).post(f"/api/projects/{project.id}/skipped/return/")
+    assert response.json() == {"returned": 1}
+    item = Item.objects.get(pk=item_id)
+    assert (item.status, item.skip_count) == ("unlabeled", 0)

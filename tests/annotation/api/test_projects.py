@@ -82,8 +82,8 @@ def test_raising_budget_takes_effect_at_once(project, manager):
 def test_lowering_budget_below_spent_is_refused(project, manager, annotator):
     items = ItemFactory.create_batch(3, project=project)
     queue(project, items)
-    from annotation.services.annotations import annotation_submit
-    from annotation.services.items import item_next_for
+    from annotation.services.labeling import item_next_for
+    from annotation.services.queue import annotation_submit
 
     for _ in range(3):
         item, _state = item_next_for(project=project, user=annotator)

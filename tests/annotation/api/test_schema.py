@@ -24,8 +24,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.errors import FailureGroup
 
 from annotation.models import BudgetGroup, Item
-from annotation.services.annotations import annotation_submit
-from annotation.services.items import item_next_for
+from annotation.services.labeling import item_next_for
+from annotation.services.queue import annotation_submit
 from tests.conftest import api_client
 from tests.factories import ItemFactory, ProjectFactory, UserFactory, queue, token_for
 

@@ -3,9 +3,7 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError, transaction
 
-from annotation.errors import Conflict
 from annotation.models import BudgetGroup, Item, Project
-from annotation.services.budgets import budget_spend_unreserved
 from tests.factories import ItemFactory, ProjectFactory, queue
 
 pytestmark = pytest.mark.django_db
@@ -32,9 +30,7 @@ def test_queue_reserves_only_what_fits_the_budget():
     assert (rnd.queued_count, rnd.queued_cost) == (2, 4)
 
 
-@pytest.mark.parametrize("one_statement", [True, False], ids=["one-statement", "orm"])
-def test_queue_ranks_items_in_pick_order(settings, one_statement):
-    settings.ANNOTATION_ONE_STATEMENT_SQL = one_statement
+def test_queue_ranks_items_in_pick_order():
     project = ProjectFactory(budget=Decimal(10))
     items = ItemFactory.create_batch(3, project=project)
     rnd = queue(project, [items[2], items[0], items[1]])
@@ -65,12 +61,3 @@ def test_queue_skips_items_that_are_no_longer_unlabeled():
     item = ItemFactory(project=project, status=Item.Status.LABELED)
     queue(project, [item])
     assert project.reserved == 0
-
-
-def test_unreserved_spend_refused_when_budget_is_gone():
-    project = ProjectFactory(budget=Decimal(1))
-    queue(project, [ItemFactory(project=project)])
-    with pytest.raises(Conflict):
-        budget_spend_unreserved(project_id=project.pk, cost=Decimal(1), group="")
-    project.refresh_from_db()
-    assert project.spent == 0

@@ -6,6 +6,7 @@ import pytest
 
 from annotation.errors import ValidationFailed
 from annotation.models import Item, Project
+from annotation.services import dispatch
 from annotation.services.items import items_featurize, items_featurize_resend_if_stale
 from annotation.services.projects import project_update
 from tests.factories import ItemFactory, ProjectFactory
@@ -58,10 +59,10 @@ def test_text_featurizer_can_change_before_featurizing():
 @pytest.fixture
 def sent(monkeypatch):
     """The tasks the services send, recorded instead of going to the broker."""
-    from annotation.services import rounds
+    from annotation.services import dispatch
 
     calls = []
-    monkeypatch.setattr(rounds, "_enqueue", lambda name, *args, **kw: calls.append(name) or True)
+    monkeypatch.setattr(dispatch, "_send", lambda name, *args: calls.append(name) or True)
     return calls
 
 
@@ -69,7 +70,7 @@ def test_a_lost_featurize_task_is_sent_again_once_stale(sent):
     project = ProjectFactory(text_featurizer="hashed")
     ItemFactory(project=project)  # imported while the broker was down: no vector, no task
     assert items_featurize_resend_if_stale(project_id=project.id)
-    assert sent == ["items_featurize_task"]
+    assert sent == [dispatch.FEATURIZE]
 
 
 def test_a_featurize_task_making_progress_is_not_sent_again(sent):
@@ -95,4 +96,4 @@ def test_round_maybe_start_sends_a_lost_featurize_task_again(sent):
     project = ProjectFactory(text_featurizer="hashed")
     ItemFactory.create_batch(2, project=project)  # nothing featurized, nothing queued
     assert round_maybe_start(project_id=project.id) is None  # no pool to pick from yet
-    assert sent == ["items_featurize_task"]
+    assert sent == [dispatch.FEATURIZE]
