@@ -130,6 +130,11 @@ class Project(models.Model):
         validators=[MinValueValidator(0.5), MaxValueValidator(1.0)],
         help_text="How sure (mean ensemble probability) the model must be to skip an item.",
     )
+    show_predictions = models.BooleanField(
+        default=False,
+        help_text="Show annotators the model's top labels beside the buttons (off by default: "
+        "suggestions bias annotators).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -255,6 +260,9 @@ class Item(models.Model):
     # (queued_round, queue_rank), oldest round first, so reserved budget drains in order.
     queue_rank = models.PositiveIntegerField(null=True, blank=True)
     queued_at = models.DateTimeField(null=True, blank=True)
+    # The model's opinion when a round queued it: {"labels": [[name, probability], ...]},
+    # best first (at most 3). Shown to annotators when the project's show_predictions is on.
+    prediction = models.JSONField(null=True, blank=True)
     # Annotators who passed on the item (annotation.services.queue.item_skip).
     skip_count = models.PositiveIntegerField(default=0)
     # The lease: who holds the item and until when. Changed only under SELECT ... FOR UPDATE.
@@ -353,6 +361,10 @@ class Annotation(models.Model):
     )
     label = models.CharField(max_length=200)
     cost = models.DecimalField(**MONEY)
+    # The model's top suggestion when it was shown to the annotator (show_predictions):
+    # its probability, and whether the label given agrees with it. Null: none was shown.
+    suggestion_probability = models.FloatField(null=True, blank=True)
+    suggestion_agreed = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -87,6 +87,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "out_of_scope_label",
             "out_of_scope_threshold",
             "text_featurizer",
+            "show_predictions",
             "item_count",
             "labeled_count",
             "round",
@@ -134,9 +135,14 @@ class ItemOutSerializer(serializers.ModelSerializer):
         return data
 
 
-def item_public(item: Item) -> dict:
-    """What an annotator sees of an item: content and meta, nothing of its score."""
+def item_public(item: Item, *, suggestions: bool = False) -> dict:
+    """What an annotator sees of an item: content and meta, nothing of its score; with
+    `suggestions` (the project's show_predictions), the model's top labels as
+    `suggestion`: [{"label", "probability"}, ...], best first (empty if none yet)."""
     data = {"id": item.id, "external_id": item.external_id, "meta": item.meta}
+    if suggestions:
+        labels = (item.prediction or {}).get("labels", [])
+        data["suggestion"] = [{"label": name, "probability": p} for name, p in labels]
     if item.features is not None:
         data["features"] = item.features
     elif item.image:

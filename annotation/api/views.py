@@ -154,7 +154,9 @@ NextOut = inline_serializer(
 def next_answer(project: Project, user) -> dict:
     item, state = item_next_for(project=project, user=user)
     return {
-        "item": item_public(item) if item is not None else None,
+        "item": (
+            item_public(item, suggestions=project.show_predictions) if item is not None else None
+        ),
         "state": state,
         "spent": float(project.spent),
         "budget": float(project.budget),

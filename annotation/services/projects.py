@@ -23,6 +23,7 @@ CONFIG_FIELDS = (
     "out_of_scope_label",
     "out_of_scope_threshold",
     "text_featurizer",
+    "show_predictions",
 )
 
 

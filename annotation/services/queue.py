@@ -245,7 +245,17 @@ def _held_item(project: Project, user) -> Item | None:
 
 
 # The item fields an annotator is shown (see item_public), read by the one-statement lease.
-_LEASE_COLUMNS = ("id", "external_id", "text", "image", "features", "meta", "cost", "group")
+_LEASE_COLUMNS = (
+    "id",
+    "external_id",
+    "text",
+    "image",
+    "features",
+    "meta",
+    "cost",
+    "group",
+    "prediction",
+)
 
 # Held item (a reload, a retry, a second tab) or the first free queued item the user has
 # not skipped, taken with SKIP LOCKED; its lease and assignment; the free-queue size (up
@@ -348,7 +358,7 @@ def _lease_statement(project: Project, user, params: dict) -> tuple[Item | None,
     if values[0] is None:
         return None, free, oldest_lease
     fields = dict(zip(_LEASE_COLUMNS, values, strict=True))
-    for key in ("features", "meta"):  # Django loads jsonb as text and decodes in the field
+    for key in ("features", "meta", "prediction"):  # jsonb comes as text: the field decodes
         if isinstance(fields[key], str):
             fields[key] = json.loads(fields[key])
     item = Item(project=project, status=Item.Status.QUEUED, **fields)
@@ -509,7 +519,7 @@ def items_skipped_return(*, project: Project) -> int:
 # state or the reservation is missing, nothing is written and no row comes back.
 _LABEL_SQL = """
 WITH target AS (
-    SELECT id, cost, "group" FROM annotation_item
+    SELECT id, cost, "group", prediction -> 'labels' -> 0 AS top FROM annotation_item
     WHERE id = %(item)s AND project_id = %(project)s AND status = %(queued)s
       AND (leased_to_id = %(user)s OR (%(free_ok)s AND leased_to_id IS NULL))
     FOR UPDATE
@@ -524,7 +534,7 @@ WITH target AS (
     FROM target LEFT JOIN grp ON TRUE
     WHERE project.id = %(project)s AND project.reserved >= target.cost
     RETURNING project.spent, project.budget, target.id, target.cost, target."group",
-        grp.id AS group_id
+        grp.id AS group_id, target.top
 ), group_ledger AS (
     UPDATE annotation_budgetgroup AS budget_group
     SET reserved = budget_group.reserved - ledger.cost, spent = budget_group.spent + ledger.cost
@@ -538,8 +548,12 @@ WITH target AS (
     UPDATE annotation_assignment AS assignment SET status = %(submitted)s
     FROM ledger WHERE assignment.item_id = ledger.id AND assignment.status = %(active)s
 ), annotation AS (
-    INSERT INTO annotation_annotation (item_id, annotator_id, label, cost, created_at, updated_at)
-    SELECT ledger.id, %(user)s, %(label)s, ledger.cost, %(now)s, %(now)s FROM ledger
+    INSERT INTO annotation_annotation (item_id, annotator_id, label, cost, created_at,
+        updated_at, suggestion_probability, suggestion_agreed)
+    SELECT ledger.id, %(user)s, %(label)s, ledger.cost, %(now)s, %(now)s,
+        CASE WHEN %(suggested)s THEN (ledger.top ->> 1)::float8 END,
+        CASE WHEN %(suggested)s AND ledger.top IS NOT NULL THEN ledger.top ->> 0 = %(label)s END
+    FROM ledger
     RETURNING id
 )
 SELECT annotation.id, ledger.spent, ledger.budget, ledger.cost, ledger."group"
@@ -606,6 +620,7 @@ def _label_reserved(
         "label": label,
         "now": now,
         "free_ok": free_ok,
+        "suggested": project.show_predictions,
     }
     with connection.cursor() as cursor:
         cursor.execute(_LABEL_SQL, params)
@@ -621,13 +636,28 @@ def _label_reserved(
     return annotation
 
 
+def _suggested(project: Project, item_id: int) -> tuple[float | None, str | None]:
+    """The top suggestion shown for the item (probability, label), or (None, None)."""
+    if not project.show_predictions:
+        return None, None
+    prediction = Item.objects.filter(pk=item_id).values_list("prediction", flat=True).first()
+    if not prediction or not prediction.get("labels"):
+        return None, None
+    name, probability = prediction["labels"][0]
+    return float(probability), name
+
+
 def _relabel(project: Project, user, item: Item, label: str) -> Annotation:
     annotation = Annotation.objects.select_for_update().get(item=item)
     if annotation.annotator_id != user.pk:
         raise Conflict("This item was labeled by someone else.", field="item")
     if annotation.label != label:
         annotation.label = label
-        annotation.save(update_fields=["label", "updated_at"])
+        fields = ["label", "updated_at"]
+        if annotation.suggestion_probability is not None:
+            annotation.suggestion_agreed = _suggested(project, item.pk)[1] == label
+            fields.append("suggestion_agreed")
+        annotation.save(update_fields=fields)
     project.refresh_from_db(fields=["spent", "budget"])
     return annotation
 
@@ -645,6 +675,14 @@ def _label_unreserved(project: Project, user, item: Item, label: str) -> Annotat
     if not fits:
         raise Conflict("The budget is exhausted: this label would exceed it.", code="budget")
     Item.objects.filter(pk=item.pk).update(status=Item.Status.LABELED)
-    annotation = Annotation.objects.create(item=item, annotator=user, label=label, cost=cost)
+    probability, top = _suggested(project, item.pk)
+    annotation = Annotation.objects.create(
+        item=item,
+        annotator=user,
+        label=label,
+        cost=cost,
+        suggestion_probability=probability,
+        suggestion_agreed=None if top is None else top == label,
+    )
     project.refresh_from_db(fields=["spent", "budget"])
     return annotation

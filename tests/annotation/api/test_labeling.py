@@ -5,7 +5,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from annotation.models import Annotation, Assignment, Item
+from annotation.models import Annotation, Assignment, Item, Project
 from tests.conftest import api_client
 from tests.factories import ItemFactory, MembershipFactory, queue
 
@@ -388,3 +388,42 @@ def test_manager_returns_skipped_items_to_the_pool(project, annotator, manager, 
     assert response.json() == {"returned": 1}
     item = Item.objects.get(pk=item_id)
     assert (item.status, item.skip_count) == ("unlabeled", 0)
+
+
+def with_prediction(project, top="dog", probability=0.75):
+    Project.objects.filter(pk=project.pk).update(show_predictions=True)
+    project.refresh_from_db()
+    item = ItemFactory(project=project)
+    other = "cat" if top == "dog" else "dog"
+    Item.objects.filter(pk=item.pk).update(
+        prediction={"labels": [[top, probability], [other, 1 - probability]]}
+    )
+    queue(project, [item])
+    return item
+
+
+def test_next_shows_the_model_suggestion_when_the_project_says_so(project, annotator):
+    item = with_prediction(project)
+    body = next_for(annotator, project).json()
+    assert body["item"]["id"] == item.id
+    assert body["item"]["suggestion"] == [
+        {"label": "dog", "probability": 0.75},
+        {"label": "cat", "probability": 0.25},
+    ]
+
+
+def test_next_hides_suggestions_by_default(project, annotator):
+    with_prediction(project)
+    Project.objects.filter(pk=project.pk).update(show_predictions=False)
+    assert "suggestion" not in next_for(annotator, project).json()["item"]
+
+
+def test_a_label_records_whether_it_agreed_with_the_suggestion(project, annotator):
+    item = with_prediction(project)
+    next_for(annotator, project)
+    assert label(annotator, project, item.id, "cat").status_code == 201
+    annotation = Annotation.objects.get(item=item)
+    assert (annotation.suggestion_probability, annotation.suggestion_agreed) == (0.75, False)
+    label(annotator, project, item.id, "dog")  # changing it to the suggestion
+    annotation.refresh_from_db()
+    assert annotation.suggestion_agreed is True
