@@ -18,29 +18,25 @@ $(STAMP): requirements.txt
 	touch $(STAMP)
 
 run: venv
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py collectstatic --noinput --verbosity 0
-	$(PY) manage.py demo
 	bin/run
 
-# PostgreSQL and Redis for the tests: started if they are not running.
+# Redis for the tests: started if it is not running. PostgreSQL: bin/test-database-url
+# (the machine's server, started if need be; else the embedded one).
 services:
-	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
-	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 	@redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	@for i in $$(seq 1 30); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 1; done
-	@psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='annotation'" | grep -q 1 || createdb -h 127.0.0.1 -U postgres annotation
 
 chromium:
 	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
 
 test: venv services chromium
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
-	CELERY_TASK_DEFAULT_QUEUE=annotation-tests-$$$$ \
+	DATABASE_URL=$$(TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-database-url) \
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) CELERY_TASK_DEFAULT_QUEUE=annotation-tests-$$$$ \
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv services
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) bin/bench
+	DATABASE_URL=$$(TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-database-url) \
+	CELERY_BROKER_URL=$(TEST_BROKER_URL) bin/bench
 
 lint: venv
 	$(VENV)/bin/ruff check .
@@ -51,4 +47,5 @@ format: venv
 	$(VENV)/bin/ruff format .
 
 clean:
+	-$(PY) -m config.embedded_db stop
 	rm -rf var

@@ -3,6 +3,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from rest_framework.test import APIClient
@@ -53,6 +54,8 @@ def _database_url(settings_dict) -> str:
     password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
     auth = f"{user}{password}@" if user else ""
     host = settings_dict.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):  # a Unix socket folder (the embedded PostgreSQL)
+        return f"postgres://{auth}{quote(host, safe='')}/{settings_dict['NAME']}"
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 

@@ -1,18 +1,18 @@
 """Settings, all driven by the environment (see .env.example).
 
-With no DATABASE_URL / CELERY_BROKER_URL the server runs on embedded defaults: a SQLite
-file and kombu's filesystem transport under var/, so `make run` needs no services. With
-them set it uses PostgreSQL and Redis.
+With no DATABASE_URL / CELERY_BROKER_URL the server runs on embedded defaults: an
+embedded PostgreSQL (config/embedded_db.py, data under var/pg) and kombu's filesystem
+transport under var/broker, so `make run` needs no services. With them set it uses those
+servers (PostgreSQL and Redis in production). PostgreSQL is the only database.
 """
 
 import os
-from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = Path(os.environ.get("ANNOTATION_VAR_DIR", BASE_DIR / "var"))
+from config.paths import BASE_DIR, VAR_DIR
+
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
@@ -78,21 +78,25 @@ TEMPLATES = [
     },
 ]
 
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        return url
+    from config.embedded_db import database_url
+
+    url = database_url(VAR_DIR / "pg")  # started here if it is not running yet
+    os.environ["DATABASE_URL"] = url  # child processes (the worker) use the same server
+    return url
+
+
 DATABASES = {
     "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}",
-        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        _database_url(), conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets the web server read while the worker writes; the timeout makes a
-    # writer wait for the lock instead of failing at once.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 30,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (postgres://...).")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -150,8 +154,8 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Celery. Embedded default: kombu's filesystem transport under var/broker, results in a
-# SQLite file; production: Redis for both.
+# Celery. Embedded default: kombu's filesystem transport under var/broker, and no result
+# backend (round state lives in the database); production: Redis.
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or "filesystem://"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
