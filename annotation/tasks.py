@@ -34,7 +34,8 @@ def _failing_round(round_id: int, exc: Exception) -> None:
 @shared_task(name=dispatch.ROUND_RUN, **RETRY)
 def round_run_task(round_id: int) -> None:
     try:
-        rounds.round_run(round_id=round_id)
+        with rounds.round_beating(round_id):
+            rounds.round_run(round_id=round_id)
     except TRANSIENT:
         raise
     except Exception as exc:
@@ -44,7 +45,8 @@ def round_run_task(round_id: int) -> None:
 @shared_task(name=dispatch.ROUND_SHARD, **RETRY)
 def round_score_shard_task(round_id: int, index: int) -> None:
     try:
-        rounds.round_score_shard(round_id=round_id, index=index)
+        with rounds.round_beating(round_id):
+            rounds.round_score_shard(round_id=round_id, index=index)
     except TRANSIENT:
         raise
     except Exception as exc:
@@ -54,7 +56,8 @@ def round_score_shard_task(round_id: int, index: int) -> None:
 @shared_task(name=dispatch.ROUND_REDUCE, **RETRY)
 def round_reduce_task(round_id: int) -> None:
     try:
-        rounds.round_reduce(round_id=round_id)
+        with rounds.round_beating(round_id):
+            rounds.round_reduce(round_id=round_id)
     except TRANSIENT:
         raise
     except Exception as exc:

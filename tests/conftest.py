@@ -89,7 +89,7 @@ def celery_worker_process(django_db_setup, django_db_blocker):
             "config",
             "worker",
             "-Q",
-            queue,
+            f"{queue},{settings.ANNOTATION_FEATURIZE_QUEUE}",
             "--concurrency=2",
             "--loglevel=INFO",
             "--without-mingle",

@@ -14,6 +14,7 @@ stale and is re-sent).
 import logging
 
 from celery import current_app, group
+from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
@@ -23,9 +24,9 @@ ROUND_SHARD = "annotation.round_score_shard"
 ROUND_REDUCE = "annotation.round_reduce"
 
 
-def _send(name: str, *args) -> bool:
+def _send(name: str, *args, queue: str | None = None) -> bool:
     try:
-        current_app.signature(name, args=args).apply_async()
+        current_app.signature(name, args=args, queue=queue).apply_async()
     except Exception as exc:  # kombu raises OperationalError and friends when Redis is down
         logger.warning("could not send %s%s: %s", name, args, exc)
         return False
@@ -33,8 +34,8 @@ def _send(name: str, *args) -> bool:
 
 
 def send_featurize(project_id: int) -> bool:
-    """Featurize the project's items that have no vector yet."""
-    return _send(FEATURIZE, project_id)
+    """Featurize the project's items that have no vector yet (on the featurize queue)."""
+    return _send(FEATURIZE, project_id, queue=settings.ANNOTATION_FEATURIZE_QUEUE)
 
 
 def send_round_run(round_id: int) -> bool:

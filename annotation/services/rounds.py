@@ -12,6 +12,9 @@ which only starts rounds, never loads PyTorch.
 """
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 import numpy as np
@@ -143,7 +146,37 @@ def _send_or_fail(send, round_id: int, *args) -> None:
 
 
 def _heartbeat(round_id: int) -> None:
-    Round.objects.filter(pk=round_id).update(heartbeat_at=timezone.now())
+    Round.objects.filter(pk=round_id, status=Round.Status.RUNNING).update(
+        heartbeat_at=timezone.now()
+    )
+
+
+@contextmanager
+def round_beating(round_id: int) -> Iterator[None]:
+    """Move the round's heartbeat on every ANNOTATION_ROUND_HEARTBEAT_SECONDS while a step
+    of it works (training, scoring a shard, reducing), from a thread of the worker process.
+
+    So a round whose heartbeat is older than ANNOTATION_ROUND_STALE_SECONDS (30 s) has no
+    live step: its worker died (SIGKILL, a lost machine) or its task message was lost, and
+    round_maybe_start replaces it within seconds, not when the broker's visibility timeout
+    hands the message out again (10 minutes on Redis)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(settings.ANNOTATION_ROUND_HEARTBEAT_SECONDS):
+                _heartbeat(round_id)
+        finally:
+            connection.close()  # the thread's own connection
+
+    _heartbeat(round_id)
+    thread = threading.Thread(target=beat, name=f"round-{round_id}-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def _vectors(rows, dim: int | None = None) -> np.ndarray:

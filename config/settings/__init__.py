@@ -181,6 +181,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A pool process loads PyTorch and warms it up before it reports ready (config/celery.py):
 # give it time to, on a busy machine, instead of the default 4 s.
 CELERY_WORKER_PROC_ALIVE_TIMEOUT = 60
+# Two queues: rounds (train, score shards, reduce) on the default one, featurizing on its
+# own, so a long featurize never holds up a round (and its worker alone loads the text
+# encoder). `celery -A config worker -Q <queue>` picks one; bin/run starts one of each.
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "annotation")
+ANNOTATION_FEATURIZE_QUEUE = os.environ.get(
+    "ANNOTATION_FEATURIZE_QUEUE", f"{CELERY_TASK_DEFAULT_QUEUE}-featurize"
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", "600"))
@@ -207,7 +214,12 @@ ANNOTATION_FEATURIZE_SECONDS = float(os.environ.get("ANNOTATION_FEATURIZE_SECOND
 ANNOTATION_FEATURIZE_STALE_SECONDS = int(
     os.environ.get("ANNOTATION_FEATURIZE_STALE_SECONDS", "300")
 )
-ANNOTATION_ROUND_STALE_SECONDS = int(os.environ.get("ANNOTATION_ROUND_STALE_SECONDS", "300"))
+# Every step of a round moves its heartbeat this often; a running round whose heartbeat is
+# older than the stale limit lost its worker or its task, and the next hand-out replaces it.
+ANNOTATION_ROUND_HEARTBEAT_SECONDS = float(
+    os.environ.get("ANNOTATION_ROUND_HEARTBEAT_SECONDS", "5")
+)
+ANNOTATION_ROUND_STALE_SECONDS = int(os.environ.get("ANNOTATION_ROUND_STALE_SECONDS", "30"))
 ANNOTATION_ROUND_RETRY_SECONDS = int(os.environ.get("ANNOTATION_ROUND_RETRY_SECONDS", "10"))
 # A queued item that this many annotators skipped leaves the queue (status `skipped`,
 # reservation released) until a manager returns it.

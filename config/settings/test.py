@@ -6,9 +6,10 @@ from config.settings import *  # noqa: F403
 from config.settings import VAR_DIR
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# Each test session talks to its own queue, so a worker left over from a dev session
-# never takes the tests' tasks (and the reverse).
+# Each test session talks to its own queues (CELERY_TASK_DEFAULT_QUEUE is set per run by
+# the Makefile), so a worker left over from a dev session never takes the tests' tasks.
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "annotation-tests")
+ANNOTATION_FEATURIZE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-featurize"
 ANNOTATION_SHARD_SIZE = int(os.environ.get("ANNOTATION_SHARD_SIZE", "200"))
 STATIC_ROOT = VAR_DIR / "static-test"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

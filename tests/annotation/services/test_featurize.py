@@ -62,7 +62,9 @@ def sent(monkeypatch):
     from annotation.services import dispatch
 
     calls = []
-    monkeypatch.setattr(dispatch, "_send", lambda name, *args: calls.append(name) or True)
+    monkeypatch.setattr(
+        dispatch, "_send", lambda name, *args, **options: calls.append(name) or True
+    )
     return calls
 
 
