@@ -88,6 +88,9 @@ class Project(models.Model):
     # When a featurize task was last sent or last stored a batch: a stale one (the broker
     # lost it, or it was down at import) is sent again by round_maybe_start.
     featurize_heartbeat_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Why the project's items cannot be featurized here (a missing package): set by the
+    # featurize task, cleared by the next import. Empty: nothing wrong.
+    featurize_error = models.TextField(blank=True, editable=False)
     cost_rule = models.CharField(
         max_length=12,
         choices=CostRule.choices,
@@ -252,6 +255,9 @@ class Item(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.UNLABELED)
     # float32 bytes of the featurized vector; null until the featurize task has run.
     vector = models.BinaryField(null=True, blank=True, editable=False)
+    # Why this item cannot be featurized (an image that does not decode...): rounds leave
+    # it out, the dashboard counts it.
+    featurize_error = models.TextField(blank=True, editable=False)
     # Set when a round queues the item: which round, with which function, at which score.
     queued_round = models.PositiveIntegerField(null=True, blank=True)
     acquisition = models.CharField(max_length=32, blank=True)

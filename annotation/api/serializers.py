@@ -64,6 +64,10 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
+    featurized_count = serializers.IntegerField(read_only=True, default=0)
+    featurize_failed_count = serializers.IntegerField(
+        read_only=True, default=0, help_text="Items that cannot be featurized (see items' errors)."
+    )
 
     class Meta:
         model = Project
@@ -90,10 +94,21 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "show_predictions",
             "item_count",
             "labeled_count",
+            "featurized_count",
+            "featurize_failed_count",
+            "featurize_error",
             "round",
             "created_at",
         ]
-        read_only_fields = ["id", "kind", "spent", "reserved", "round", "created_at"]
+        read_only_fields = [
+            "id",
+            "kind",
+            "spent",
+            "reserved",
+            "round",
+            "created_at",
+            "featurize_error",
+        ]
 
     def validate(self, attrs):
         labels = attrs.get("labels", self.instance.labels if self.instance else [])

@@ -58,10 +58,13 @@ def project_for(request, pk: int, *, manager: bool = False) -> Project:
 
 def _with_counts(project: Project) -> Project:
     counts = Item.objects.filter(project=project).aggregate(
-        item_count=Count("id"), labeled_count=Count("id", filter=Q(status=Item.Status.LABELED))
+        item_count=Count("id"),
+        labeled_count=Count("id", filter=Q(status=Item.Status.LABELED)),
+        featurized_count=Count("id", filter=Q(vector__isnull=False)),
+        featurize_failed_count=Count("id", filter=~Q(featurize_error="")),
     )
-    project.item_count = counts["item_count"]
-    project.labeled_count = counts["labeled_count"]
+    for name, value in counts.items():
+        setattr(project, name, value)
     return project
 
 

