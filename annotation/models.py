@@ -32,6 +32,9 @@ ACQUISITION_CHOICES = [
 # vote entropy with 30% fewer.
 DEFAULT_ACQUISITION = "margin"
 
+# Item.acquisition of the items a round picks uniformly at random (Project.audit_share).
+AUDIT = "audit"
+
 MONEY = {"max_digits": 14, "decimal_places": 2}
 
 
@@ -138,6 +141,15 @@ class Project(models.Model):
         help_text="Show annotators the model's top labels beside the buttons (off by default: "
         "suggestions bias annotators).",
     )
+    audit_share = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of each trained round's batch picked uniformly at random from the "
+        "pool (at least 2 items when above 0): the model's accuracy on them, once labeled, "
+        "is an unbiased estimate of its accuracy on the pool.",
+    )
+    # acquisition "auto": the strategy bandit's state (sampler), kept between rounds.
+    strategy_state = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -402,6 +414,12 @@ class Round(models.Model):
         null=True, blank=True, help_text="Out-of-bag accuracy of the ensemble on the labeled set."
     )
     shard_count = models.PositiveIntegerField(default=0)
+    audit_count = models.PositiveIntegerField(
+        default=0, help_text="Items of the batch picked uniformly at random (the audit slice)."
+    )
+    strategy_reason = models.TextField(
+        blank=True, help_text="Why the round used its strategy (acquisition auto)."
+    )
     group_stats = models.JSONField(
         null=True,
         blank=True,

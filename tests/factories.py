@@ -34,6 +34,9 @@ class ProjectFactory(factory.django.DjangoModelFactory):
     acquisition = "random"
     batch_size = 5
     kind = Project.Kind.TEXT
+    # No audit slice unless a test asks for one (tests/annotation/services/test_audit.py):
+    # tests of what a strategy picks see only its picks.
+    audit_share = 0.0
 
 
 class MembershipFactory(factory.django.DjangoModelFactory):

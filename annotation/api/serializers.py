@@ -61,6 +61,13 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     )
     out_of_scope_label = serializers.CharField(max_length=200, allow_blank=True, required=False)
     out_of_scope_threshold = serializers.FloatField(min_value=0.5, max_value=1.0, required=False)
+    audit_share = serializers.FloatField(
+        min_value=0.0,
+        max_value=0.5,
+        required=False,
+        help_text="Share of each trained round's batch picked uniformly at random to estimate "
+        "the model's accuracy without bias (0 turns the audit slice off).",
+    )
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -92,6 +99,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "out_of_scope_threshold",
             "text_featurizer",
             "show_predictions",
+            "audit_share",
             "item_count",
             "labeled_count",
             "featurized_count",
@@ -205,6 +213,14 @@ class MembershipOutSerializer(serializers.ModelSerializer):
 
 
 class RoundSerializer(serializers.ModelSerializer):
+    # `accuracy` is out-of-bag on the labeled set (actively chosen, hard items: biased);
+    # audit_* is the unbiased estimate from the round's uniform audit slice, with its 95%
+    # Wilson interval (None until one of its audit items is labeled).
+    audit_labeled = serializers.IntegerField(read_only=True)
+    audit_accuracy = serializers.FloatField(read_only=True, allow_null=True)
+    audit_low = serializers.FloatField(read_only=True, allow_null=True)
+    audit_high = serializers.FloatField(read_only=True, allow_null=True)
+
     class Meta:
         model = Round
         fields = [
@@ -219,6 +235,12 @@ class RoundSerializer(serializers.ModelSerializer):
             "queued_count",
             "queued_cost",
             "accuracy",
+            "audit_count",
+            "audit_labeled",
+            "audit_accuracy",
+            "audit_low",
+            "audit_high",
+            "strategy_reason",
             "group_stats",
             "started_at",
             "finished_at",

@@ -24,6 +24,7 @@ CONFIG_FIELDS = (
     "out_of_scope_threshold",
     "text_featurizer",
     "show_predictions",
+    "audit_share",
 )
 
 

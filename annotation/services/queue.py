@@ -79,21 +79,25 @@ def _release(project_id: int, cost: Decimal, group: str) -> None:
 
 # --- queue -------------------------------------------------------------------------------
 
+# A round's pick: (item id, score or None, strategy, prediction or None).
+Pick = tuple[int, float | None, str, dict | None]
+
 _QUEUE_SQL = """
 UPDATE annotation_item AS item
 SET status = %(queued)s, queued_round = %(round)s, queue_rank = pick.rank - 1,
-    score = pick.score, acquisition = pick.strategy, queued_at = %(now)s
-FROM unnest(%(ids)s::bigint[], %(scores)s::float8[], %(strategies)s::varchar[])
-    WITH ORDINALITY AS pick(id, score, strategy, rank)
+    score = pick.score, acquisition = pick.strategy, queued_at = %(now)s,
+    prediction = pick.prediction::jsonb
+FROM unnest(%(ids)s::bigint[], %(scores)s::float8[], %(strategies)s::varchar[],
+            %(predictions)s::text[])
+    WITH ORDINALITY AS pick(id, score, strategy, prediction, rank)
 WHERE item.id = pick.id
 """
 
 
-def items_queue(
-    *, project_id: int, round_number: int, picks: list[tuple[int, float | None, str]]
-) -> tuple[int, Decimal]:
+def items_queue(*, project_id: int, round_number: int, picks: list[Pick]) -> tuple[int, Decimal]:
     """Queue the picked items, best first, and reserve their cost; returns (items queued,
-    cost reserved). `picks`: (item id, score or None, strategy that picked it).
+    cost reserved). `picks`: (item id, score or None, strategy that picked it ("audit" for
+    the uniform audit slice), the model's prediction {"labels": [[name, p], ...]} or None).
 
     Items are taken with SKIP LOCKED (one being labeled late right now is left out), then
     the group rows, then the project row: the budget check under those locks is the
@@ -106,7 +110,7 @@ def items_queue(
             Item.objects.select_for_update(skip_locked=True)
             .only("id", "status", "cost", "group")
             .filter(project_id=project_id, status=Item.Status.UNLABELED)
-            .in_bulk([item_id for item_id, _, _ in picks])
+            .in_bulk([pick[0] for pick in picks])
         )
         groups = {
             g.name: g
@@ -117,11 +121,11 @@ def items_queue(
         project = Project.objects.select_for_update().get(pk=project_id)
         group_left = {name: g.remaining for name, g in groups.items()}
         left = project.remaining
-        chosen: list[tuple[int, float | None, str]] = []
+        chosen: list[Pick] = []
         total = Decimal(0)
         group_totals: dict[str, Decimal] = {}
-        for item_id, score, strategy in picks:
-            item = items.get(item_id)
+        for pick in picks:
+            item = items.get(pick[0])
             if item is None:
                 continue
             if item.cost > left or (item.group in groups and item.cost > group_left[item.group]):
@@ -131,7 +135,7 @@ def items_queue(
             if item.group in groups:
                 group_left[item.group] -= item.cost
                 group_totals[item.group] = group_totals.get(item.group, Decimal(0)) + item.cost
-            chosen.append((item_id, score, strategy))
+            chosen.append(pick)
         if not chosen:
             return 0, Decimal(0)
         with connection.cursor() as cursor:
@@ -144,6 +148,7 @@ def items_queue(
                     "ids": [c[0] for c in chosen],
                     "scores": [c[1] for c in chosen],
                     "strategies": [c[2] for c in chosen],
+                    "predictions": [None if c[3] is None else json.dumps(c[3]) for c in chosen],
                 },
             )
         for name, amount in group_totals.items():

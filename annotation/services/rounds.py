@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from annotation.models import BudgetGroup, Item, Project, Round, RoundShard
+from annotation.models import AUDIT, BudgetGroup, Item, Project, Round, RoundShard
 from annotation.services import dispatch
 from annotation.services.items import items_featurize_resend_if_stale
 from annotation.services.queue import item_affordable_exists, items_queue
@@ -464,6 +464,7 @@ def round_reduce(*, round_id: int) -> None:
     merged = [c for c in merged if int(c[0]) in rows]
     codes, group_remaining = _group_budgets(project)
     remaining = float(project.remaining)
+    n_audit = audit_size(project)
     if rnd.group_stats:
         picks = []
         for name, stats in sorted(rnd.group_stats.items(), key=lambda kv: -kv[1]["slots"]):
@@ -474,8 +475,58 @@ def round_reduce(*, round_id: int) -> None:
             if name in codes:
                 group_remaining[codes[name]] -= sum(float(rows[i][1]) for i, _ in chosen)
     else:
-        picks = _select(merged, rows, codes, group_remaining, remaining, project.batch_size, floor)
-    round_queue(round_id=round_id, picks=picks)
+        picks = _select(
+            merged, rows, codes, group_remaining, remaining, project.batch_size - n_audit, floor
+        )
+    audit = _audit_ids(project, rnd, n_audit, exclude={i for i, _ in picks})
+    predictions = _predictions(rnd, [i for i, _ in picks] + audit)
+    round_queue(round_id=round_id, picks=picks, audit=audit, predictions=predictions)
+
+
+def audit_size(project: Project) -> int:
+    """Items of a trained round's batch picked uniformly at random (the audit slice):
+    audit_share of the batch, at least 2 when the share is above 0, at most half of it."""
+    if project.audit_share <= 0:
+        return 0
+    wanted = max(2, round(project.audit_share * project.batch_size))
+    return min(wanted, project.batch_size // 2)
+
+
+def _audit_ids(project: Project, rnd: Round, n: int, exclude: set[int]) -> list[int]:
+    """`n` ids drawn uniformly from the unlabeled, featurized pool, leaving out `exclude`:
+    the model's accuracy on them, once labeled, estimates its accuracy on the whole pool
+    without the bias of actively chosen (hard) items. Seeded by the round."""
+    if n <= 0:
+        return []
+    ids = np.fromiter(_pool(project.pk).values_list("id", flat=True), dtype=np.int64)
+    if exclude:
+        ids = ids[~np.isin(ids, np.fromiter(exclude, dtype=np.int64))]
+    rng = np.random.default_rng([project.pk, rnd.number])
+    return sorted(int(i) for i in rng.choice(ids, size=min(n, len(ids)), replace=False))
+
+
+def _predictions(rnd: Round, ids: list[int]) -> dict[int, dict]:
+    """The round's ensemble's top labels for the items it queues: {id: {"labels": [[name,
+    probability], ...]}}, best first, at most 3. Shown as suggestions (show_predictions),
+    and compared with the labels of the audit slice to estimate accuracy."""
+    from sampler.ensemble import MLPEnsemble
+
+    if not ids or not rnd.model:
+        return {}
+    labels = rnd.project.labels
+    vectors = dict(Item.objects.filter(pk__in=ids).values_list("id", "vector"))
+    known = [i for i in ids if vectors.get(i) is not None]
+    if not known:
+        return {}
+    members = MLPEnsemble.from_bytes(bytes(rnd.model)).predict_proba(
+        _vectors([vectors[i] for i in known])
+    )
+    proba = members.mean(axis=0)  # the ensemble's mean (N, C)
+    out = {}
+    for item_id, p in zip(known, proba, strict=True):
+        top = np.argsort(-p)[:3]
+        out[item_id] = {"labels": [[labels[c], round(float(p[c]), 4)] for c in top]}
+    return out
 
 
 def _select(candidates, rows, codes, group_remaining, remaining, batch_size, floor):
@@ -504,10 +555,20 @@ def _select(candidates, rows, codes, group_remaining, remaining, batch_size, flo
     return [(ids[j], float(best[j][1])) for j in order]
 
 
-def round_queue(*, round_id: int, picks: list[tuple[int, float | None]]) -> None:
+def round_queue(
+    *,
+    round_id: int,
+    picks: list[tuple[int, float | None]],
+    audit: list[int] = (),
+    predictions: dict[int, dict] | None = None,
+) -> None:
     """Queue the picked items in order through queue.items_queue (which reserves their
     cost under the item, group and project locks, leaving out what no longer fits), then
     close the round with what it queued.
+
+    `audit` (the uniform audit slice) is spread evenly through the batch, with strategy
+    AUDIT, so it is labeled at the pace of the rest. `predictions` ({item id: the round
+    model's prediction}) is stored with each queued item.
 
     Holds the round's row lock throughout, so a round is closed once: a second run of the
     step (a redelivered task) finds it done and queues nothing."""
@@ -515,16 +576,27 @@ def round_queue(*, round_id: int, picks: list[tuple[int, float | None]]) -> None
         locked = Round.objects.select_for_update().get(pk=round_id)
         if locked.status != Round.Status.RUNNING:
             return
+        predictions = predictions or {}
+        batch = _spread(
+            [(i, score, locked.strategy, predictions.get(i)) for i, score in picks],
+            [(i, None, AUDIT, predictions.get(i)) for i in audit],
+        )
         count, total = items_queue(
-            project_id=locked.project_id,
-            round_number=locked.number,
-            picks=[(item_id, score, locked.strategy) for item_id, score in picks],
+            project_id=locked.project_id, round_number=locked.number, picks=batch
+        )
+        audited = (
+            Item.objects.filter(
+                project_id=locked.project_id, queued_round=locked.number, acquisition=AUDIT
+            ).count()
+            if audit
+            else 0
         )
         finished = timezone.now()
         Round.objects.filter(pk=round_id).update(
             status=Round.Status.DONE,
             queued_count=count,
             queued_cost=total,
+            audit_count=audited,
             finished_at=finished,
             seconds=(finished - locked.started_at).total_seconds(),
         )
@@ -535,6 +607,14 @@ def round_queue(*, round_id: int, picks: list[tuple[int, float | None]]) -> None
         count,
         total,
     )
+
+
+def _spread(picks: list, extra: list) -> list:
+    """`extra` spread evenly through `picks`: [p, p, e, p, p, e, ...]."""
+    out = list(picks)
+    for j, e in enumerate(extra):
+        out.insert(min(len(out), (j + 1) * len(picks) // (len(extra) + 1) + j), e)
+    return out
 
 
 def round_fail(*, round_id: int, error: str) -> None:

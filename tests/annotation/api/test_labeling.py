@@ -395,10 +395,10 @@ def with_prediction(project, top="dog", probability=0.75):
     project.refresh_from_db()
     item = ItemFactory(project=project)
     other = "cat" if top == "dog" else "dog"
+    queue(project, [item])
     Item.objects.filter(pk=item.pk).update(
         prediction={"labels": [[top, probability], [other, 1 - probability]]}
     )
-    queue(project, [item])
     return item
 
 
