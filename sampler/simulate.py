@@ -48,7 +48,9 @@ def simulate(
     it scores the next round, and its accuracy on test_X / test_y (a held-out split; when
     not given, the still unlabeled rows of X) is recorded.
 
-    Returns one dict per round: {'round': 1, 2, ..., 'labeled': labels so far, 'accuracy':
+    Returns one dict per round: {'round': 1, 2, ..., 'labeled': labels so far,
+    'labeled_indices': those labels' indices into X (int64, in the order labeled, `initial`
+    first), 'accuracy':
     float in [0, 1], 'strategy': the strategy used (or 'cold_start'), 'seconds': the
     round's wall time, choosing and training}. `progress` is called with each dict as it is
     recorded. Deterministic given `seed`.
@@ -112,6 +114,7 @@ def simulate(
         record = {
             "round": number,
             "labeled": len(labeled),
+            "labeled_indices": np.asarray(labeled, dtype=np.int64),
             "accuracy": _accuracy(model, X, y, is_labeled, n_classes, test_X, test_y),
             "strategy": used,
             "seconds": time.perf_counter() - started,

@@ -33,7 +33,14 @@ def test_simulation_spends_the_budget_in_batches_and_learns():
     assert [r["round"] for r in curve] == [1, 2, 3, 4]
     assert seen == curve
     assert curve[-1]["accuracy"] > 0.9
-    assert set(curve[0]) == {"round", "labeled", "accuracy", "strategy", "seconds"}
+    assert set(curve[0]) == {
+        "round",
+        "labeled",
+        "labeled_indices",
+        "accuracy",
+        "strategy",
+        "seconds",
+    }
 
 
 def test_rounds_cold_start_until_there_are_enough_labels():
@@ -43,6 +50,29 @@ def test_rounds_cold_start_until_there_are_enough_labels():
     )
     # max(2 * 3 classes, batch 5) = 6 labels: rounds 1-2 cold start (5, 10 labels).
     assert [r["strategy"] for r in curve] == ["cold_start"] * 2 + ["margin"] * 4
+
+
+def test_each_round_names_the_rows_labeled_so_far():
+    X, y = blobs(n=150)
+    initial = np.array([5, 7, 9])
+    curve = simulate(
+        X,
+        y,
+        3,
+        strategy="margin",
+        budget=23,
+        batch_size=10,
+        initial=initial,
+        ensemble_params=SMALL_ENSEMBLE,
+    )
+    previous = initial
+    for record in curve:
+        indices = record["labeled_indices"]
+        assert len(indices) == record["labeled"] == len(set(indices.tolist()))
+        assert indices[: len(previous)].tolist() == previous.tolist()  # earlier rounds kept
+        assert indices.min() >= 0 and indices.max() < len(y)
+        previous = indices
+    assert [len(r["labeled_indices"]) for r in curve] == [13, 23]
 
 
 def test_cold_start_rule():
