@@ -1,3 +1,4 @@
+import math
 from decimal import Decimal
 
 from rest_framework import serializers
@@ -14,6 +15,21 @@ from annotation.models import (
 )
 
 MAX_LABELS = 50
+MAX_ID = 2**63 - 1  # a bigint primary key
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A FloatField that answers 400, not 500, for integers too large for a float (10**400
+    raises OverflowError, which DRF's field lets through) and refuses inf and NaN."""
+
+    def to_internal_value(self, data):
+        try:
+            value = super().to_internal_value(data)
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
 
 
 class StrictSerializer(serializers.Serializer):
@@ -60,7 +76,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         min_value=0, max_value=10_000, allow_null=True, required=False
     )
     out_of_scope_label = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    out_of_scope_threshold = serializers.FloatField(min_value=0.5, max_value=1.0, required=False)
+    out_of_scope_threshold = FiniteFloatField(min_value=0.5, max_value=1.0, required=False)
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -168,7 +184,7 @@ def item_public(item: Item, *, suggestions: bool = False) -> dict:
 
 
 class AnnotationInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     label = serializers.CharField(max_length=200)
     next = serializers.BooleanField(
         default=False, help_text="Also lease the next item and return it as `next`."
@@ -176,11 +192,11 @@ class AnnotationInSerializer(StrictSerializer):
 
 
 class SkipInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class LeaseInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     action = serializers.ChoiceField(["renew", "release"])
 
 

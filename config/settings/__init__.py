@@ -119,6 +119,14 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Request size limits: an import of a large pool goes through a multipart file upload.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("ANNOTATION_MAX_BODY_BYTES", 20 * 1024 * 1024))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Every multipart body is capped before it is read (annotation/api/uploads.py): at this
+# size, or at ANNOTATION_MAX_IMPORT_BYTES for the item import.
+ANNOTATION_MAX_UPLOAD_BYTES = int(os.environ.get("ANNOTATION_MAX_UPLOAD_BYTES", 2 * 1024 * 1024))
+FILE_UPLOAD_HANDLERS = [
+    "annotation.api.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 ANNOTATION_MAX_IMPORT_BYTES = int(os.environ.get("ANNOTATION_MAX_IMPORT_BYTES", 200 * 1024 * 1024))
 ANNOTATION_MAX_IMPORT_ROWS = int(os.environ.get("ANNOTATION_MAX_IMPORT_ROWS", 1_000_000))
 
@@ -135,6 +143,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.api.uploads.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

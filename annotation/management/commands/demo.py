@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from annotation.models import DEFAULT_ACQUISITION, Membership, Project
-from annotation.services.items import items_import
+from annotation.services.imports import items_import
 from annotation.services.projects import project_create
 
 DEMO_NAME = "Handwritten digits (demo)"
