@@ -6,9 +6,9 @@ featurizer's type), costs outside the ledger's columns.
 
 **Locks**: an import holds a transaction-scoped advisory lock for its project (imports
 of one project run one at a time) and never locks the project row: labels, hand-outs and
-rounds go on while a large file is stored. Its item inserts take the FOR KEY SHARE lock
-PostgreSQL's foreign-key check takes on the project row, which conflicts with
-`SELECT ... FOR UPDATE` only; the project's `kind` is set by one UPDATE at the very end.
+rounds go on while a large file is stored. (Django's foreign keys are DEFERRABLE
+INITIALLY DEFERRED, so their checks lock the project row FOR KEY SHARE only at commit.)
+The project's `kind` is set by one UPDATE at the very end.
 """
 
 import codecs
