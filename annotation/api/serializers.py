@@ -220,7 +220,19 @@ class MembershipOutSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "quota_total", "quota_daily"]
 
 
+ROUND_FAILED = "The round failed; the project's managers can see why."
+
+
 class RoundSerializer(serializers.ModelSerializer):
+    """A round; its `error` text (an exception's message) only for managers (context
+    `manager`), a generic line for everyone else."""
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["error"] and not self.context.get("manager"):
+            data["error"] = ROUND_FAILED
+        return data
+
     class Meta:
         model = Round
         fields = [

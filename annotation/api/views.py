@@ -297,7 +297,10 @@ class RoundsView(APIView):
     @extend_schema(responses=RoundSerializer(many=True))
     def get(self, request, pk: int):
         project = project_for(request, pk)
-        return Response(RoundSerializer(round_list(project=project), many=True).data)
+        rounds = RoundSerializer(
+            round_list(project=project), many=True, context={"manager": project.role == MANAGER}
+        )
+        return Response(rounds.data)
 
 
 # --- export -------------------------------------------------------------------------------

@@ -214,11 +214,6 @@ if os.environ.get("DJANGO_CACHE_REDIS_URL"):  # shared by every web process
 # callers only.
 ANNOTATION_SCHEMA_AUTH = env_bool("ANNOTATION_SCHEMA_AUTH", False)
 SPECTACULAR_SETTINGS = {
-    "SERVE_PERMISSIONS": [
-        "rest_framework.permissions.IsAuthenticated"
-        if ANNOTATION_SCHEMA_AUTH
-        else "rest_framework.permissions.AllowAny"
-    ],
     "TITLE": "Active-learning annotation server",
     "DESCRIPTION": "Projects, import, next/annotate/skip, export and rounds.",
     "VERSION": "1.0.0",
