@@ -1,5 +1,6 @@
 from decimal import Decimal
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
@@ -60,8 +61,42 @@ class BudgetGroupInline(admin.TabularInline):
     readonly_fields = ["spent", "reserved"]
 
 
+MAX_LABELS = 50
+
+
+class ProjectAdminForm(forms.ModelForm):
+    """The rules the API's ProjectSerializer keeps: labels are 1 to 50 distinct, non-empty
+    strings, and the out-of-scope label is one of them."""
+
+    class Meta:
+        model = Project
+        fields = ["labels", "out_of_scope_label"]  # ProjectAdmin adds the rest
+
+    def clean_labels(self):
+        labels = self.cleaned_data.get("labels")
+        if not isinstance(labels, list) or not labels:
+            raise ValidationError('Give the labels as a JSON list of names: ["cat", "dog"].')
+        if not all(isinstance(label, str) and label.strip() for label in labels):
+            raise ValidationError("Every label must be a non-empty string.")
+        if any(len(label) > 200 for label in labels):
+            raise ValidationError("A label is at most 200 characters.")
+        if len(labels) > MAX_LABELS:
+            raise ValidationError(f"At most {MAX_LABELS} labels.")
+        if len(set(labels)) != len(labels):
+            raise ValidationError("Labels must be distinct.")
+        return labels
+
+    def clean(self):
+        data = super().clean()
+        oos, labels = data.get("out_of_scope_label"), data.get("labels")
+        if oos and isinstance(labels, list) and oos not in labels:
+            self.add_error("out_of_scope_label", "It must be one of the labels.")
+        return data
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = [
         "name",
         "kind",
@@ -92,6 +127,8 @@ class ProjectAdmin(admin.ModelAdmin):
                     "ensemble_size",
                     "queue_low_water",
                     "text_featurizer",
+                    "group_mode",
+                    "group_floor",
                     "round",
                 ]
             },
@@ -144,6 +181,15 @@ class ItemAdmin(admin.ModelAdmin):
         "leased_to",
         "lease_expires_at",
     ]
+    # A queued item's cost is reserved in its project's and group's ledgers, a labeled
+    # one's spent there: changing them would break the ledgers.
+    ledger_fields = ["project", "cost", "group"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and obj.status != Item.Status.UNLABELED:
+            fields += self.ledger_fields
+        return fields
 
 
 @admin.register(Annotation)

@@ -1,4 +1,6 @@
 from django.apps import AppConfig
+from django.conf import settings
+from django.db.models.signals import post_save
 
 
 class AnnotationConfig(AppConfig):
@@ -10,3 +12,6 @@ class AnnotationConfig(AppConfig):
         # annotation.services.dispatch, which sends them by name, finds them in the app's
         # registry (and runs them in place in eager mode).
         from annotation import tasks  # noqa: F401
+        from annotation.api.auth import token_rotate_on_password_change
+
+        post_save.connect(token_rotate_on_password_change, sender=settings.AUTH_USER_MODEL)

@@ -1,3 +1,4 @@
+import math
 from decimal import Decimal
 
 from rest_framework import serializers
@@ -14,6 +15,21 @@ from annotation.models import (
 )
 
 MAX_LABELS = 50
+MAX_ID = 2**63 - 1  # a bigint primary key
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A FloatField that answers 400, not 500, for integers too large for a float (10**400
+    raises OverflowError, which DRF's field lets through) and refuses inf and NaN."""
+
+    def to_internal_value(self, data):
+        try:
+            value = super().to_internal_value(data)
+        except OverflowError:
+            self.fail("invalid")
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
 
 
 class StrictSerializer(serializers.Serializer):
@@ -60,8 +76,8 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         min_value=0, max_value=10_000, allow_null=True, required=False
     )
     out_of_scope_label = serializers.CharField(max_length=200, allow_blank=True, required=False)
-    out_of_scope_threshold = serializers.FloatField(min_value=0.5, max_value=1.0, required=False)
-    audit_share = serializers.FloatField(
+    out_of_scope_threshold = FiniteFloatField(min_value=0.5, max_value=1.0, required=False)
+    audit_share = FiniteFloatField(
         min_value=0.0,
         max_value=0.5,
         required=False,
@@ -176,7 +192,7 @@ def item_public(item: Item, *, suggestions: bool = False) -> dict:
 
 
 class AnnotationInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     label = serializers.CharField(max_length=200)
     next = serializers.BooleanField(
         default=False, help_text="Also lease the next item and return it as `next`."
@@ -184,11 +200,11 @@ class AnnotationInSerializer(StrictSerializer):
 
 
 class SkipInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class LeaseInSerializer(StrictSerializer):
-    item = serializers.IntegerField(min_value=1)
+    item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     action = serializers.ChoiceField(["renew", "release"])
 
 
@@ -212,14 +228,27 @@ class MembershipOutSerializer(serializers.ModelSerializer):
         fields = ["username", "role", "quota_total", "quota_daily"]
 
 
+ROUND_FAILED = "The round failed; the project's managers can see why."
+
+
 class RoundSerializer(serializers.ModelSerializer):
-    # `accuracy` is out-of-bag on the labeled set (actively chosen, hard items: biased);
-    # audit_* is the unbiased estimate from the round's uniform audit slice, with its 95%
-    # Wilson interval (None until one of its audit items is labeled).
+    """A round; its `error` text (an exception's message) only for managers (context
+    `manager`), a generic line for everyone else.
+
+    `accuracy` is out-of-bag on the labeled set (actively chosen, hard items: biased);
+    audit_* is the unbiased estimate from the round's uniform audit slice, with its 95%
+    Wilson interval (None until one of its audit items is labeled)."""
+
     audit_labeled = serializers.IntegerField(read_only=True)
     audit_accuracy = serializers.FloatField(read_only=True, allow_null=True)
     audit_low = serializers.FloatField(read_only=True, allow_null=True)
     audit_high = serializers.FloatField(read_only=True, allow_null=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["error"] and not self.context.get("manager"):
+            data["error"] = ROUND_FAILED
+        return data
 
     class Meta:
         model = Round

@@ -1,8 +1,21 @@
+from django.conf import settings
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import BasePermission
 
 from annotation.api import views
 from annotation.api.auth import TokenView
+
+
+class SchemaAccess(BasePermission):
+    """The OpenAPI schema and docs: for anyone, or signed-in callers only when
+    ANNOTATION_SCHEMA_AUTH is set."""
+
+    def has_permission(self, request, view):
+        return not settings.ANNOTATION_SCHEMA_AUTH or bool(
+            request.user and request.user.is_authenticated
+        )
+
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="api-token"),
@@ -22,6 +35,12 @@ urlpatterns = [
     path("projects/<int:pk>/groups/", views.GroupsView.as_view(), name="api-groups"),
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
-    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "schema/", SpectacularAPIView.as_view(permission_classes=[SchemaAccess]), name="api-schema"
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="api-schema", permission_classes=[SchemaAccess]),
+        name="api-docs",
+    ),
 ]

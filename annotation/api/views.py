@@ -11,7 +11,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -27,12 +27,13 @@ from annotation.api.serializers import (
     SkipInSerializer,
     item_public,
 )
+from annotation.api.uploads import JSONParser
 from annotation.models import Item, Membership, Project
 from annotation.selectors.items import item_list, labeled_records
 from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
 from annotation.services.budgets import budget_groups_set
-from annotation.services.items import items_import, parse_upload
+from annotation.services.imports import items_import, parse_upload
 from annotation.services.labeling import item_next_for, item_skip
 from annotation.services.projects import membership_set, project_create, project_update
 from annotation.services.queue import (
@@ -101,6 +102,7 @@ class ProjectDetailView(APIView):
 
 class ItemsView(APIView):
     parser_classes = [JSONParser, MultiPartParser, FormParser]
+    upload_limit_setting = "ANNOTATION_MAX_IMPORT_BYTES"  # annotation.api.uploads
 
     @extend_schema(
         parameters=[
@@ -129,7 +131,7 @@ class ItemsView(APIView):
         upload = request.FILES.get("file") if hasattr(request, "FILES") else None
         if upload is not None:
             rows = parse_upload(
-                name=upload.name, content_type=upload.content_type or "", data=upload.read()
+                name=upload.name, content_type=upload.content_type or "", file=upload
             )
         elif isinstance(request.data, list):
             rows = request.data
@@ -295,7 +297,10 @@ class RoundsView(APIView):
     @extend_schema(responses=RoundSerializer(many=True))
     def get(self, request, pk: int):
         project = project_for(request, pk)
-        return Response(RoundSerializer(round_list(project=project), many=True).data)
+        rounds = RoundSerializer(
+            round_list(project=project), many=True, context={"manager": project.role == MANAGER}
+        )
+        return Response(rounds.data)
 
 
 # --- export -------------------------------------------------------------------------------

@@ -6,9 +6,10 @@ from annotation.models import Item, Membership, Project
 
 
 def project_list_for(*, user) -> QuerySet[Project]:
-    """Projects `user` may see (staff: all), with item and labeled counts in one query."""
+    """Projects `user` may see (superusers: all; staff only their own: `is_staff` is for
+    the admin site), with item and labeled counts in one query."""
     projects = Project.objects.all()
-    if not user.is_staff:
+    if not user.is_superuser:
         projects = projects.filter(memberships__user=user)
     return projects.annotate(
         item_count=Count("items", distinct=True),
@@ -17,8 +18,8 @@ def project_list_for(*, user) -> QuerySet[Project]:
 
 
 def project_role_for(*, project: Project, user) -> str | None:
-    """'manager' (staff count as managers), 'annotator', or None for outsiders."""
-    if user.is_staff:
+    """'manager' (superusers count as managers), 'annotator', or None for outsiders."""
+    if user.is_superuser:
         return Membership.Role.MANAGER
     return (
         Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
@@ -43,5 +44,5 @@ def project_for_member(*, pk: int, user) -> Project | None:
         return None
     project = next(iter(Project.objects.raw(_MEMBER_SQL, [user.pk, pk])), None)
     if project is not None:
-        project.role = Membership.Role.MANAGER if user.is_staff else project.member_role
+        project.role = Membership.Role.MANAGER if user.is_superuser else project.member_role
     return project

@@ -23,12 +23,35 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
+# Fail closed: DEBUG is off unless DJANGO_DEBUG says otherwise (bin/run sets it), and
+# without DEBUG a real secret key is required.
+DEBUG = env_bool("DJANGO_DEBUG", False)
+DEV_SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG=1"
+PLACEHOLDER_SECRET_MARKS = ("change-me", "changeme", "change_me", "placeholder", "your-secret")
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why `key` is no production secret (Django's deploy check's rules, and the
+    placeholders of .env.example and the like), or None."""
+    lowered = key.lower()
+    if not key:
+        return "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off."
+    if key == DEV_SECRET_KEY or lowered.startswith("django-insecure"):
+        return "DJANGO_SECRET_KEY is the insecure development key."
+    if any(mark in lowered for mark in PLACEHOLDER_SECRET_MARKS):
+        return "DJANGO_SECRET_KEY is a placeholder: generate a random one."
+    if len(key) < 50 or len(set(key)) < 5:
+        return "DJANGO_SECRET_KEY must be at least 50 characters, of at least 5 different ones."
+    return None
+
+
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG=0.")
-    SECRET_KEY = "insecure-development-key-only-used-with-DJANGO_DEBUG=1"
+# config.settings.test (DEBUG off, as Django's test runner wants) imports this module
+# first: it runs on the development key.
+if DEBUG or os.environ.get("DJANGO_SETTINGS_MODULE") == "config.settings.test":
+    SECRET_KEY = SECRET_KEY or DEV_SECRET_KEY
+elif problem := secret_key_problem(SECRET_KEY):
+    raise ImproperlyConfigured(problem)
 ALLOWED_HOSTS = [
     h.strip()
     for h in os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost").split(",")
@@ -100,7 +123,13 @@ if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": f"django.contrib.auth.password_validation.{name}"}
+    for name in (
+        "UserAttributeSimilarityValidator",
+        "MinimumLengthValidator",
+        "CommonPasswordValidator",
+        "NumericPasswordValidator",
+    )
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -119,12 +148,28 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 # Request size limits: an import of a large pool goes through a multipart file upload.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("ANNOTATION_MAX_BODY_BYTES", 20 * 1024 * 1024))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Every multipart body is capped before it is read (annotation/api/uploads.py): at this
+# size, or at ANNOTATION_MAX_IMPORT_BYTES for the item import.
+ANNOTATION_MAX_UPLOAD_BYTES = int(os.environ.get("ANNOTATION_MAX_UPLOAD_BYTES", 2 * 1024 * 1024))
+FILE_UPLOAD_HANDLERS = [
+    "annotation.api.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 ANNOTATION_MAX_IMPORT_BYTES = int(os.environ.get("ANNOTATION_MAX_IMPORT_BYTES", 200 * 1024 * 1024))
 ANNOTATION_MAX_IMPORT_ROWS = int(os.environ.get("ANNOTATION_MAX_IMPORT_ROWS", 1_000_000))
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
-    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+# HTTPS: cookies are secure without DEBUG; HSTS, the redirect to HTTPS and the header a
+# TLS-terminating proxy sets are settable (see docs; `manage.py check --deploy` is clean
+# with them set).
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", not DEBUG)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_SECURE_HSTS_SECONDS", "0"))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if os.environ.get("DJANGO_SECURE_PROXY_SSL_HEADER"):  # e.g. "HTTP_X_FORWARDED_PROTO,https"
+    _header, _, _value = os.environ["DJANGO_SECURE_PROXY_SSL_HEADER"].partition(",")
+    SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip())
 CSRF_TRUSTED_ORIGINS = [
     o.strip() for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()
 ]
@@ -135,6 +180,16 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.api.uploads.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # The client address behind this many reverse proxies (X-Forwarded-For) is the one
+    # the login throttles count.
+    "NUM_PROXIES": int(os.environ["DJANGO_NUM_PROXIES"])
+    if os.environ.get("DJANGO_NUM_PROXIES")
+    else None,
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -143,6 +198,21 @@ REST_FRAMEWORK = {
     "URL_FORMAT_OVERRIDE": None,
     "COERCE_DECIMAL_TO_STRING": False,
 }
+# Sign-in attempts (the token endpoint and the login form, POSTs only) per client address
+# and per username, as DRF rates ("N/second|minute|hour|day"), counted in CACHES.
+ANNOTATION_LOGIN_RATE_PER_IP = os.environ.get("ANNOTATION_LOGIN_RATE_PER_IP", "30/min")
+ANNOTATION_LOGIN_RATE_PER_USERNAME = os.environ.get("ANNOTATION_LOGIN_RATE_PER_USERNAME", "10/min")
+if os.environ.get("DJANGO_CACHE_REDIS_URL"):  # shared by every web process
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["DJANGO_CACHE_REDIS_URL"],
+        }
+    }
+
+# The OpenAPI schema and its docs page: public, or (ANNOTATION_SCHEMA_AUTH=1) signed-in
+# callers only.
+ANNOTATION_SCHEMA_AUTH = env_bool("ANNOTATION_SCHEMA_AUTH", False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Active-learning annotation server",
     "DESCRIPTION": "Projects, import, next/annotate/skip, export and rounds.",

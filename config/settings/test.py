@@ -13,3 +13,8 @@ ANNOTATION_FEATURIZE_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-featurize"
 ANNOTATION_SHARD_SIZE = int(os.environ.get("ANNOTATION_SHARD_SIZE", "200"))
 STATIC_ROOT = VAR_DIR / "static-test"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Sign-in throttles (tests/annotation/api/test_throttles.py lowers them where it tests
+# them): far above what any other test sends.
+ANNOTATION_LOGIN_RATE_PER_IP = ANNOTATION_LOGIN_RATE_PER_USERNAME = "10000/min"
+# The live-server browser tests speak plain HTTP.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False

@@ -3,12 +3,13 @@
 import base64
 import io
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotation.models import DEFAULT_ACQUISITION, Membership, Project
-from annotation.services.items import items_import
+from annotation.services.imports import items_import
 from annotation.services.projects import project_create
 
 DEMO_NAME = "Handwritten digits (demo)"
@@ -33,6 +34,10 @@ class Command(BaseCommand):
         parser.add_argument("--acquisition", default=DEFAULT_ACQUISITION)
 
     def handle(self, *args, budget: int, acquisition: str, **options):
+        # The demo/demo superuser is for a local demo only (bin/run sets DJANGO_DEBUG=1):
+        # never on a database that other settings reach.
+        if not settings.DEBUG:
+            raise CommandError("The demo users are only created with DJANGO_DEBUG=1.")
         from sklearn.datasets import load_digits
 
         User = get_user_model()

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.services.items import parse_upload
+from annotation.services.imports import parse_upload
 
 BUILTIN = {"sklearn:digits"}
 

@@ -27,7 +27,14 @@ from annotation.models import BudgetGroup, Item
 from annotation.services.labeling import item_next_for
 from annotation.services.queue import annotation_submit
 from tests.conftest import api_client
-from tests.factories import ItemFactory, ProjectFactory, UserFactory, queue, token_for
+from tests.factories import (
+    ItemFactory,
+    MembershipFactory,
+    ProjectFactory,
+    UserFactory,
+    queue,
+    token_for,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
@@ -129,9 +136,10 @@ KNOWN_SERVER_ERRORS: dict = {}  # the quota overflow (QUOTA_OVERFLOW) is fixed: 
 
 @pytest.fixture
 def world():
-    """A staff user and a project with labeled, leased and queued items and two groups."""
+    """A staff user managing a project with labeled, leased and queued items and two groups."""
     staff = UserFactory(is_staff=True)
     project = ProjectFactory(budget=Decimal(50), labels=["cat", "dog"])
+    MembershipFactory(project=project, user=staff, role="manager")
     BudgetGroup.objects.create(project=project, name="a", budget=Decimal(10))
     BudgetGroup.objects.create(project=project, name="b", budget=Decimal(10))
     items = [ItemFactory(project=project, group="ab"[i % 2], meta={"n": i}) for i in range(12)]

@@ -132,7 +132,7 @@ def test_a_missing_text_encoder_is_recorded_on_the_project_not_retried(sent, mon
 
 
 def test_a_new_import_tries_a_failed_featurizer_again(sent, django_capture_on_commit_callbacks):
-    from annotation.services.items import items_import
+    from annotation.services.imports import items_import
 
     project = ProjectFactory(text_featurizer="hashed")
     Project.objects.filter(pk=project.pk).update(featurize_error="Featurizing failed: x")

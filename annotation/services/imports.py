@@ -1,0 +1,400 @@
+"""Import: parse an upload as a stream, validate it row by row, store it all or nothing.
+
+Every bad value is a RowError naming the row and the field (a 400), never a 500: JSON
+nested too deep, integers too long for Python's int parser, numbers outside float32 (the
+featurizer's type), costs outside the ledger's columns.
+
+**Locks**: an import holds a transaction-scoped advisory lock for its project (imports
+of one project run one at a time) and never locks the project row: labels, hand-outs and
+rounds go on while a large file is stored. (Django's foreign keys are DEFERRABLE
+INITIALLY DEFERRED, so their checks lock the project row FOR KEY SHARE only at commit.)
+The project's `kind` is set by one UPDATE at the very end.
+"""
+
+import codecs
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import BinaryIO
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from annotation.errors import ValidationFailed
+from annotation.models import CostRule, Item, Project
+from annotation.services.items import items_featurize_enqueue
+
+ITEM_FIELDS = ("text", "image", "features", "external_id", "cost", "group", "meta")
+CONTENT_FIELDS = ("text", "image", "features")
+MAX_TEXT_CHARS = 100_000
+MAX_IMAGE_CHARS = 10 * 1024 * 1024
+MAX_FEATURES = 4096
+MAX_META_DEPTH = 32
+MAX_COST = Decimal("1000000")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+BULK_BATCH = 1000
+# A CSV cell holds at most an image data URI (the csv module's default limit, 128 KiB,
+# refused every image over ~100 KB).
+CSV_FIELD_LIMIT = MAX_IMAGE_CHARS + 1024
+_IMPORT_LOCK = 0x1A7E  # advisory lock namespace: (this, project id)
+
+
+class RowError(ValidationFailed):
+    """A bad import row: the message names the row (1-based) and the field."""
+
+    def __init__(self, row: int, field: str | None, message: str):
+        where = f"row {row}" + (f", field '{field}'" if field else "")
+        super().__init__(f"{where}: {message}", field=field)
+        self.row = row
+
+    def as_dict(self) -> dict:
+        return {**super().as_dict(), "row": self.row}
+
+
+def json_loads(text: str | bytes):
+    """json.loads whose every failure is a ValueError: bad syntax, integers of more
+    digits than Python parses (4,300), nesting deeper than the interpreter's stack."""
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("it is nested too deeply") from exc
+
+
+# --- parsing uploads ---------------------------------------------------------------------
+
+
+def parse_upload(
+    *, name: str, content_type: str, file: BinaryIO | None = None, data: bytes | None = None
+) -> Iterator:
+    """Rows of an uploaded JSONL, JSON or CSV file (the format from the name), read as a
+    stream from `file` (or from `data`). Rows are yielded as they are read: a bad row
+    raises when the consumer reaches it."""
+    if file is None:
+        file = io.BytesIO(data or b"")
+    lowered = (name or "").lower()
+    if lowered.endswith(".csv") or "csv" in (content_type or ""):
+        return _parse_csv(_text(file))
+    if lowered.endswith(".json"):
+        return iter(_parse_json(file))
+    if lowered.endswith((".jsonl", ".ndjson")) or not lowered:
+        return _parse_jsonl(_text(file))
+    raise ValidationFailed(
+        "Unknown file type: name the file *.jsonl, *.json or *.csv.", field="file"
+    )
+
+
+def _text(file: BinaryIO) -> Iterator[str]:
+    """The file's lines, decoded as UTF-8 (a BOM dropped) as they are read."""
+    decoder = codecs.getincrementaldecoder("utf-8-sig")()
+    pending = ""
+    try:
+        while chunk := file.read(64 * 1024):
+            pending += decoder.decode(chunk)
+            lines = pending.splitlines(keepends=True)
+            pending = lines.pop() if lines and not lines[-1].endswith(("\n", "\r")) else ""
+            yield from lines
+        pending += decoder.decode(b"", final=True)
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"The file is not UTF-8 text ({exc.reason}).", field="file") from exc
+    if pending:
+        yield pending
+
+
+def _parse_json(file: BinaryIO) -> list:
+    try:
+        rows = json_loads(file.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(f"The file is not UTF-8 text ({exc.reason}).", field="file") from exc
+    except ValueError as exc:
+        raise ValidationFailed(f"The file is not valid JSON: {exc}", field="file") from exc
+    if not isinstance(rows, list):
+        raise ValidationFailed("A JSON file must hold a list of items.", field="file")
+    return rows
+
+
+def _parse_jsonl(lines: Iterable[str]) -> Iterator:
+    row = 0
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        row += 1
+        try:
+            yield json_loads(line)
+        except ValueError as exc:
+            raise RowError(row, None, f"line {number} is not valid JSON: {exc}") from exc
+
+
+def _parse_csv(lines: Iterable[str]) -> Iterator[dict]:
+    if csv.field_size_limit() < CSV_FIELD_LIMIT:
+        csv.field_size_limit(CSV_FIELD_LIMIT)
+    reader = csv.DictReader(lines)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise ValidationFailed(f"The CSV header cannot be read: {exc}", field="file") from exc
+    if not fieldnames:
+        raise ValidationFailed("The CSV file has no header row.", field="file")
+    unknown = [f for f in fieldnames if f not in ITEM_FIELDS]
+    if unknown:
+        raise ValidationFailed(
+            f"Unknown CSV column {unknown[0]!r}; allowed: {', '.join(ITEM_FIELDS)}.", field="file"
+        )
+    number = 0
+    while True:
+        try:
+            raw = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise RowError(number + 1, None, f"cannot be read as CSV: {exc}") from exc
+        number += 1
+        if None in raw:
+            raise RowError(number, None, "has more cells than the header has columns")
+        row: dict = {}
+        for key, value in raw.items():
+            if value is None or value == "":
+                continue
+            if key in ("features", "meta"):
+                try:
+                    value = json_loads(value)
+                except ValueError as exc:
+                    raise RowError(number, key, f"is not valid JSON: {exc}") from exc
+            row[key] = value
+        yield row
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def _row_cost(number: int, value) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise RowError(number, "cost", "must be a positive number")
+    if isinstance(value, str) and len(value) > 40:
+        raise RowError(number, "cost", f"must be at most {MAX_COST}")
+    try:
+        cost = Decimal(value) if isinstance(value, int) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError) as exc:
+        raise RowError(number, "cost", "must be a positive number") from exc
+    if not cost.is_finite() or cost <= 0:
+        raise RowError(number, "cost", "must be a positive number")
+    if cost > MAX_COST:
+        raise RowError(number, "cost", f"must be at most {MAX_COST}")
+    cost = cost.quantize(Decimal("0.01"))
+    if cost <= 0:
+        raise RowError(number, "cost", "must be at least 0.01")
+    return cost
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in `value` (iteratively: no recursion limit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        if depth > MAX_META_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in node)
+    return deepest
+
+
+def _features(number: int, value) -> list[float]:
+    if not isinstance(value, list) or not value:
+        raise RowError(number, "features", "must be a non-empty list of numbers")
+    if len(value) > MAX_FEATURES:
+        raise RowError(number, "features", f"has more than {MAX_FEATURES} numbers")
+    numbers = []
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise RowError(number, "features", "must hold numbers only")
+        try:
+            v = float(v)
+        except OverflowError:  # an integer of hundreds of digits
+            v = math.inf
+        if not math.isfinite(v) or abs(v) > FLOAT32_MAX:
+            raise RowError(
+                number, "features", f"must hold finite numbers within float32 (±{FLOAT32_MAX:.4g})"
+            )
+        numbers.append(v)
+    return numbers
+
+
+@dataclass
+class ValidRow:
+    item: Item
+    kind: str
+    dim: int | None
+    cost_given: bool = False
+    pixels: int = 0
+
+
+def _validate_row(number: int, row, kind: str | None, dim: int | None) -> ValidRow:
+    if not isinstance(row, dict):
+        raise RowError(number, None, "must be an object")
+    unknown = [key for key in row if key not in ITEM_FIELDS]
+    if unknown:
+        raise RowError(number, unknown[0], f"unknown field; allowed: {', '.join(ITEM_FIELDS)}")
+    given = [key for key in CONTENT_FIELDS if row.get(key) not in (None, "")]
+    if len(given) != 1:
+        raise RowError(number, None, "needs exactly one of 'text', 'image' or 'features'")
+    row_kind = given[0]
+    if kind and row_kind != kind:
+        raise RowError(number, row_kind, f"this project holds {kind} items, not {row_kind}")
+    item = Item()
+    valid = ValidRow(item=item, kind=row_kind, dim=dim)
+    value = row[row_kind]
+    if row_kind == "text":
+        if not isinstance(value, str):
+            raise RowError(number, "text", "must be a string")
+        if len(value) > MAX_TEXT_CHARS:
+            raise RowError(number, "text", f"is longer than {MAX_TEXT_CHARS} characters")
+        item.text = value
+    elif row_kind == "image":
+        from sampler.features import decode_image
+
+        if not isinstance(value, str) or len(value) > MAX_IMAGE_CHARS:
+            raise RowError(number, "image", "must be a data URI of at most 10 MB")
+        try:
+            image = decode_image(value)
+        except ValueError as exc:
+            raise RowError(number, "image", f"is not a usable image: {exc}") from exc
+        item.image = value
+        valid.pixels = image.width * image.height
+    else:
+        features = _features(number, value)
+        if dim is not None and len(features) != dim:
+            raise RowError(
+                number, "features", f"has {len(features)} numbers; the project uses {dim}"
+            )
+        valid.dim = len(features)
+        item.features = features
+    external_id = row.get("external_id")
+    if external_id is not None:
+        if isinstance(external_id, bool) or not isinstance(external_id, (str, int)):
+            raise RowError(number, "external_id", "must be a string or an integer")
+        if isinstance(external_id, int) and not -(10**255) < external_id < 10**255:
+            raise RowError(number, "external_id", "must be 1 to 255 characters")
+        external_id = str(external_id)
+        if not external_id or len(external_id) > 255:
+            raise RowError(number, "external_id", "must be 1 to 255 characters")
+        item.external_id = external_id
+    if "cost" in row:
+        item.cost = _row_cost(number, row["cost"])
+        valid.cost_given = True
+    group = row.get("group", "")
+    if not isinstance(group, str) or len(group) > 100:
+        raise RowError(number, "group", "must be a string of at most 100 characters")
+    item.group = group
+    meta = row.get("meta", {})
+    if not isinstance(meta, dict):
+        raise RowError(number, "meta", "must be an object")
+    if _depth(meta) > MAX_META_DEPTH:
+        raise RowError(number, "meta", f"nests deeper than {MAX_META_DEPTH} levels")
+    item.meta = meta
+    return valid
+
+
+def item_cost_by_rule(*, project: Project, item: Item, pixels: int = 0) -> Decimal:
+    """The cost of an item that gives none, by the project's cost rule (may exceed
+    MAX_COST: the caller checks)."""
+    rule = project.cost_rule
+    if rule == CostRule.GIVEN:
+        return Decimal(1)
+    if rule == CostRule.FLAT:
+        return project.cost_value
+    if rule == CostRule.TEXT_LENGTH and item.text:
+        amount = project.cost_value * Decimal(len(item.text)) / Decimal(1000)
+    elif rule == CostRule.IMAGE_SIZE and item.image:
+        amount = project.cost_value * Decimal(pixels) / Decimal(1_000_000)
+    else:
+        return project.cost_value
+    return max(project.cost_floor, amount.quantize(Decimal("0.01")))
+
+
+def _project_dim(project: Project) -> int | None:
+    if project.kind != Project.Kind.FEATURES:
+        return None
+    first = project.items.exclude(features=None).values_list("features", flat=True).first()
+    return len(first) if first else None
+
+
+# --- import ------------------------------------------------------------------------------
+
+
+def items_import(*, project: Project, rows: Iterable) -> int:
+    """Validate and store `rows` (any iterable: a parsed upload is consumed as a stream),
+    in batches of BULK_BATCH inside one transaction: all of them, or none.
+
+    Raises RowError naming the first bad row and field. Holds the project's import
+    advisory lock, never its row lock (see the module docstring). Featurization is
+    enqueued after the commit.
+    """
+    limit = settings.ANNOTATION_MAX_IMPORT_ROWS
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_IMPORT_LOCK, project.pk])
+        current = Project.objects.only("kind").get(pk=project.pk)
+        kind = current.kind or None
+        dim = _project_dim(current)
+        seen: dict[str, int] = {}
+        batch: list[Item] = []
+        count = 0
+        for number, row in enumerate(rows, start=1):
+            if number > limit:
+                raise ValidationFailed(f"At most {limit} items per import.", field="items")
+            valid = _validate_row(number, row, kind, dim)
+            item, kind, dim = valid.item, valid.kind, valid.dim
+            if item.external_id is not None:
+                if item.external_id in seen:
+                    raise RowError(
+                        number,
+                        "external_id",
+                        f"{item.external_id!r} repeats row {seen[item.external_id]}",
+                    )
+                seen[item.external_id] = number
+            item.project_id = project.pk
+            if not valid.cost_given:
+                item.cost = item_cost_by_rule(project=project, item=item, pixels=valid.pixels)
+                if item.cost > MAX_COST:
+                    raise RowError(
+                        number,
+                        "cost",
+                        f"the cost rule gives {item.cost}, above the most an item may cost "
+                        f"({MAX_COST}): lower the project's cost_value",
+                    )
+            batch.append(item)
+            if len(batch) >= BULK_BATCH:
+                count += _store(project.pk, batch, seen)
+                batch = []
+        count += _store(project.pk, batch, seen)
+        if not count:
+            raise ValidationFailed("No items to import.", field="items")
+        if not current.kind:
+            Project.objects.filter(pk=project.pk, kind="").update(kind=kind)
+            project.kind = kind
+        transaction.on_commit(lambda: items_featurize_enqueue(project.pk))
+    return count
+
+
+def _store(project_id: int, batch: list[Item], seen: dict[str, int]) -> int:
+    """Insert one batch, after refusing an external id already in the project (rows of
+    earlier batches of this import are found by `seen` before they get here)."""
+    ids = [item.external_id for item in batch if item.external_id is not None]
+    if ids:
+        clash = (
+            Item.objects.filter(project_id=project_id, external_id__in=ids)
+            .values_list("external_id", flat=True)
+            .first()
+        )
+        if clash is not None:
+            raise RowError(seen[clash], "external_id", f"{clash!r} is already in the project")
+    Item.objects.bulk_create(batch, batch_size=BULK_BATCH)
+    return len(batch)
