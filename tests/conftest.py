@@ -1,6 +1,8 @@
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -60,10 +62,89 @@ def _database_url(settings_dict) -> str:
     return f"postgres://{auth}{host}:{port}/{settings_dict['NAME']}"
 
 
+class WorkerProcess:
+    """A real `celery -A config worker` in its own process group, supervised like
+    `make run`'s workers: when it exits (killed whole with SIGKILL, as a lost machine, or
+    after an unrecoverable broker error) it is started again, and `starts` counts it."""
+
+    def __init__(self, env: dict, queues: str, name: str):
+        self.env, self.queues, self.name = env, queues, name
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+        self.log = open(ROOT / "var" / "test-worker.log", "a")  # noqa: SIM115 (closed in stop)
+        self._stopping = threading.Event()
+        self._supervisor = threading.Thread(target=self._supervise, daemon=True)
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(0.5):
+            if self.proc is not None and self.proc.poll() is not None:
+                self.start()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def start(self) -> None:
+        from config.celery import app
+
+        self.starts += 1
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                self.queues,
+                "--concurrency=2",
+                "--loglevel=INFO",
+                "--without-mingle",
+                "--without-gossip",
+                "-n",
+                f"{self.name}@%h",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            replies = app.control.ping(timeout=1.0)
+            if any(f"{self.name}@" in key for reply in replies for key in reply):
+                if not self._supervisor.is_alive():
+                    self._supervisor.start()
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"the Celery worker exited with {self.proc.returncode}; see var/test-worker.log"
+                )
+        self.kill()
+        raise RuntimeError("the Celery worker did not answer within 60 s")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool processes at once (the supervisor restarts it)."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._supervisor.join(timeout=5)
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
 @pytest.fixture(scope="session")
 def celery_worker_process(django_db_setup, django_db_blocker):
-    """A real `celery -A config worker` on the broker of CELERY_BROKER_URL, working on the
-    test database and on this session's own queue."""
+    """A real worker (WorkerProcess) on the broker of CELERY_BROKER_URL, working on the
+    test database and on this session's own queues."""
     from django.conf import settings
 
     from config.celery import app
@@ -79,49 +160,13 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         CELERY_TASK_DEFAULT_QUEUE=queue,
     )
     app.control.purge()
-    log = open(ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-Q",
-            f"{queue},{settings.ANNOTATION_FEATURIZE_QUEUE}",
-            "--concurrency=2",
-            "--loglevel=INFO",
-            "--without-mingle",
-            "--without-gossip",
-            "-n",
-            f"tests-{os.getpid()}@%h",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    (ROOT / "var" / "test-worker.log").write_text("")
+    worker = WorkerProcess(
+        env, f"{queue},{settings.ANNOTATION_FEATURIZE_QUEUE}", f"tests-{os.getpid()}"
     )
-    deadline = time.monotonic() + 60
-    name = f"tests-{os.getpid()}@"
-    while time.monotonic() < deadline:
-        replies = app.control.ping(timeout=1.0)
-        if any(name in key for reply in replies for key in reply):
-            break
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the Celery worker exited with {proc.returncode}; see var/test-worker.log"
-            )
-    else:
-        proc.kill()
-        raise RuntimeError("the Celery worker did not answer within 60 s")
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    worker.start()
+    yield worker
+    worker.stop()
 
 
 @pytest.fixture

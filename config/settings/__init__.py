@@ -115,7 +115,11 @@ def _database_url() -> str:
 
 DATABASES = {
     "default": dj_database_url.parse(
-        _database_url(), conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60"))
+        _database_url(),
+        conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
+        # A persistent connection is checked before a request reuses it: after a PostgreSQL
+        # restart no request fails on a dead connection.
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":

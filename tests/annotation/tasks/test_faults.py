@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -109,6 +110,47 @@ def test_round_survives_a_worker_process_killed_mid_round(worker):
         Item.objects.filter(project=project, status="queued").values_list("id", flat=True)
     )
     assert len(queued) == len(set(queued)) == rnd.queued_count
+    budget_is_consistent(project)
+
+
+def test_hand_out_resumes_within_30_s_of_a_whole_worker_killed_mid_round(worker, settings):
+    """The worker and its pool die at once (SIGKILL, a lost machine) while a round scores:
+    the round's heartbeat stops, `next` replaces it once stale, and a restarted worker (the
+    supervisor, as in `make run`) queues a new batch: hand-out resumes within 30 s, not
+    when the broker's visibility timeout (10 minutes) hands the lost messages out again."""
+    from annotation.services.rounds import round_maybe_start
+
+    settings.ANNOTATION_ROUND_STALE_SECONDS = 15
+    project = features_project(6000, budget=200)
+    user = MembershipFactory(project=project).user
+    Project.objects.filter(pk=project.pk).update(queue_low_water=0)
+    queue(project, list(Item.objects.filter(project=project).order_by("id")[:40]))
+    label_queue(project, user, 40)
+    Project.objects.filter(pk=project.pk).update(queue_low_water=None)
+    # 32 members train for seconds: the kill lands while the round's first step works.
+    Project.objects.filter(pk=project.pk).update(ensemble_size=32)
+    rnd = round_maybe_start(project_id=project.id)
+    wait_for(
+        lambda: (lambda r: r.heartbeat_at - r.started_at > timedelta(milliseconds=10))(
+            Round.objects.get(pk=rnd.pk)
+        ),
+        interval=0.05,
+        what="the worker to start the round",
+    )
+    starts = worker.starts
+    worker.kill()
+    killed = time.monotonic()
+    Project.objects.filter(pk=project.pk).update(ensemble_size=5)  # the replacement: quick
+    client = api_client(user)
+    body = {"state": "waiting"}
+    while body["state"] == "waiting" and time.monotonic() - killed < 90:
+        body = client.post(f"/api/projects/{project.id}/next/").json()
+        time.sleep(0.5)
+    resumed = time.monotonic() - killed
+    assert body["state"] == "ok", body
+    assert resumed < 30, f"hand-out resumed {resumed:.1f} s after the kill"
+    assert worker.starts == starts + 1
+    assert Round.objects.get(pk=rnd.pk).status == "failed"
     budget_is_consistent(project)
 
 
@@ -219,6 +261,40 @@ def test_accepted_labels_survive_a_web_server_kill(worker):
         exported = [json.loads(line)["id"] for line in export.text.splitlines()]
         assert len(accepted) == 10
         assert sorted(exported) == sorted(accepted)
+    finally:
+        os.killpg(web.pid, signal.SIGKILL)
+        web.wait(timeout=10)
+
+
+def test_no_request_fails_after_the_database_dropped_every_connection(worker):
+    """What a PostgreSQL restart does to a web process's persistent connections: every one
+    is cut. The next requests are answered (CONN_HEALTH_CHECKS), none with a 500."""
+    from django.conf import settings
+    from django.db import connection
+
+    project = features_project(10, budget=5)
+    user = MembershipFactory(project=project, role="manager").user
+    headers = {"Authorization": f"Token {token_for(user)}"}
+    env = dict(
+        os.environ,
+        DATABASE_URL=_database_url(settings.DATABASES["default"]),
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_CONN_MAX_AGE="600",
+    )
+    port = _free_port()
+    web = _serve(port, env)
+    try:
+        url = f"http://127.0.0.1:{port}/api/projects/{project.id}/"
+        for _ in range(8):  # every gunicorn thread opens its persistent connection
+            assert requests.get(url, headers=headers, timeout=10).status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            assert cursor.fetchone()[0] >= 1
+        codes = [requests.get(url, headers=headers, timeout=10).status_code for _ in range(16)]
+        assert codes == [200] * 16
     finally:
         os.killpg(web.pid, signal.SIGKILL)
         web.wait(timeout=10)
