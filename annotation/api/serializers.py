@@ -77,6 +77,18 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     )
     out_of_scope_label = serializers.CharField(max_length=200, allow_blank=True, required=False)
     out_of_scope_threshold = FiniteFloatField(min_value=0.5, max_value=1.0, required=False)
+    group_mode = serializers.ChoiceField(
+        choices=Project.GroupMode.choices,
+        default=Project.GroupMode.FIXED,
+        help_text="fixed: group budgets only; adaptive: each trained round spends where a "
+        "group's learning curve predicts the most gain per unit of cost.",
+    )
+    group_floor = FiniteFloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=0.1,
+        help_text="adaptive: the least share of each batch every group gets (0 to 1).",
+    )
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -108,6 +120,8 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "out_of_scope_threshold",
             "text_featurizer",
             "show_predictions",
+            "group_mode",
+            "group_floor",
             "item_count",
             "labeled_count",
             "featurized_count",

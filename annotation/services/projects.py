@@ -24,6 +24,8 @@ CONFIG_FIELDS = (
     "out_of_scope_threshold",
     "text_featurizer",
     "show_predictions",
+    "group_mode",
+    "group_floor",
 )
 
 
