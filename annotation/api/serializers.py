@@ -84,6 +84,18 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         help_text="Share of each trained round's batch picked uniformly at random to estimate "
         "the model's accuracy without bias (0 turns the audit slice off).",
     )
+    group_mode = serializers.ChoiceField(
+        choices=Project.GroupMode.choices,
+        default=Project.GroupMode.FIXED,
+        help_text="fixed: group budgets only; adaptive: each trained round spends where a "
+        "group's learning curve predicts the most gain per unit of cost.",
+    )
+    group_floor = FiniteFloatField(
+        min_value=0.0,
+        max_value=1.0,
+        default=0.1,
+        help_text="adaptive: the least share of each batch every group gets (0 to 1).",
+    )
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -116,6 +128,8 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "text_featurizer",
             "show_predictions",
             "audit_share",
+            "group_mode",
+            "group_floor",
             "item_count",
             "labeled_count",
             "featurized_count",

@@ -25,6 +25,8 @@ CONFIG_FIELDS = (
     "text_featurizer",
     "show_predictions",
     "audit_share",
+    "group_mode",
+    "group_floor",
 )
 
 

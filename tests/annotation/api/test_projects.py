@@ -49,6 +49,43 @@ def test_create_refuses_bad_field_naming_it(staff, change, field):
     assert not Project.objects.exists()
 
 
+def test_adaptive_groups_are_set_at_creation(staff):
+    new = {**NEW, "group_mode": "adaptive", "group_floor": 0.25}
+    response = api_client(staff).post("/api/projects/", new, format="json")
+    assert response.status_code == 201, response.json()
+    assert (response.json()["group_mode"], response.json()["group_floor"]) == ("adaptive", 0.25)
+    project = Project.objects.get()
+    assert (project.group_mode, project.group_floor) == ("adaptive", 0.25)
+
+
+def test_a_manager_turns_adaptive_groups_on(project, manager):
+    response = api_client(manager).patch(
+        f"/api/projects/{project.id}/",
+        {"group_mode": "adaptive", "group_floor": 0.05},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    project.refresh_from_db()
+    assert (project.group_mode, project.group_floor) == ("adaptive", 0.05)
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"group_mode": "greedy"}, "group_mode"),
+        ({"group_floor": -0.1}, "group_floor"),
+        ({"group_floor": 1.5}, "group_floor"),
+        ({"group_floor": "much"}, "group_floor"),
+    ],
+)
+def test_bad_group_settings_are_refused_naming_the_field(project, manager, change, field):
+    response = api_client(manager).patch(f"/api/projects/{project.id}/", change, format="json")
+    assert response.status_code == 400
+    assert field in response.json()
+    project.refresh_from_db()
+    assert (project.group_mode, project.group_floor) == ("fixed", 0.1)
+
+
 def test_annotator_lists_only_own_projects(project, annotator):
     ProjectFactory()
     response = api_client(annotator).get("/api/projects/")
@@ -69,6 +106,8 @@ def test_annotator_cannot_change_project(project, annotator):
         f"/api/projects/{project.id}/", {"budget": 50}, format="json"
     )
     assert response.status_code == 403
+    project.refresh_from_db()
+    assert project.budget == Decimal(10)
 
 
 def test_raising_budget_takes_effect_at_once(project, manager):
@@ -77,6 +116,8 @@ def test_raising_budget_takes_effect_at_once(project, manager):
     )
     assert response.status_code == 200
     assert response.json()["remaining"] == 50
+    project.refresh_from_db()
+    assert project.budget == Decimal(50)
 
 
 def test_lowering_budget_below_spent_is_refused(project, manager, annotator):
