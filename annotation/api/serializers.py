@@ -179,6 +179,15 @@ class SkipInSerializer(StrictSerializer):
     item = serializers.IntegerField(min_value=1)
 
 
+class NextInSerializer(StrictSerializer):
+    """`exclude`: items the caller holds and already shows (a page that prefetches asks
+    for one more item besides them)."""
+
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), max_length=20, required=False, default=list
+    )
+
+
 class LeaseInSerializer(StrictSerializer):
     item = serializers.IntegerField(min_value=1)
     action = serializers.ChoiceField(["renew", "release"])
