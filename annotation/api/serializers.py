@@ -217,6 +217,15 @@ class SkipInSerializer(StrictSerializer):
     item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
+class NextInSerializer(StrictSerializer):
+    """`exclude`: items the caller holds and already shows (a page that prefetches asks
+    for one more item besides them)."""
+
+    exclude = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), max_length=20, required=False, default=list
+    )
+
+
 class LeaseInSerializer(StrictSerializer):
     item = serializers.IntegerField(min_value=1, max_value=MAX_ID)
     action = serializers.ChoiceField(["renew", "release"])

@@ -22,6 +22,7 @@ from annotation.api.serializers import (
     LeaseInSerializer,
     MembershipInSerializer,
     MembershipOutSerializer,
+    NextInSerializer,
     ProjectSerializer,
     RoundSerializer,
     SkipInSerializer,
@@ -156,8 +157,8 @@ NextOut = inline_serializer(
 )
 
 
-def next_answer(project: Project, user) -> dict:
-    item, state = item_next_for(project=project, user=user)
+def next_answer(project: Project, user, exclude: tuple[int, ...] = ()) -> dict:
+    item, state = item_next_for(project=project, user=user, exclude=exclude)
     return {
         "item": (
             item_public(item, suggestions=project.show_predictions) if item is not None else None
@@ -169,10 +170,13 @@ def next_answer(project: Project, user) -> dict:
 
 
 class NextView(APIView):
-    @extend_schema(request=None, responses=NextOut)
+    @extend_schema(request=NextInSerializer, responses=NextOut)
     def post(self, request, pk: int):
         project = project_for(request, pk)
-        return Response(next_answer(project, request.user))
+        data = NextInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        exclude = tuple(data.validated_data["exclude"])
+        return Response(next_answer(project, request.user, exclude))
 
 
 class AnnotationsView(APIView):
@@ -239,7 +243,10 @@ class LeaseView(APIView):
     )
     def post(self, request, pk: int):
         project = project_for(request, pk)
-        data = LeaseInSerializer(data=request.data)
+        # The page releases with navigator.sendBeacon, which cannot set headers: its form
+        # body carries the CSRF token, checked by the session authentication, not a field.
+        fields = {k: v for k, v in request.data.items() if k != "csrfmiddlewaretoken"}
+        data = LeaseInSerializer(data=fields)
         data.is_valid(raise_exception=True)
         action = item_lease_renew if data.validated_data["action"] == "renew" else item_release
         item = action(project=project, user=request.user, item_id=data.validated_data["item"])

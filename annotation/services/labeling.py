@@ -10,10 +10,13 @@ from annotation.services import queue
 from annotation.services.rounds import round_maybe_start
 
 
-def item_next_for(*, project: Project, user) -> tuple[Item | None, str]:
-    """Lease the best free queued item to `user` (queue.item_lease); start a round when
-    the free queue is under the low-water mark or nothing is left for the caller."""
-    item, state, low = queue.item_lease(project=project, user=user)
+def item_next_for(
+    *, project: Project, user, exclude: tuple[int, ...] = ()
+) -> tuple[Item | None, str]:
+    """Lease the best free queued item to `user` (queue.item_lease; `exclude`: held items
+    not to hand back); start a round when the free queue is under the low-water mark or
+    nothing is left for the caller."""
+    item, state, low = queue.item_lease(project=project, user=user, exclude=exclude)
     if low:
         round_maybe_start(project_id=project.pk)
     return item, state

@@ -235,7 +235,7 @@ def _has_quota(project: Project, user) -> bool:
     )
 
 
-def _held_item(project: Project, user) -> Item | None:
+def _held_item(project: Project, user, exclude: tuple[int, ...] = ()) -> Item | None:
     return (
         Item.objects.defer("vector")
         .filter(
@@ -244,6 +244,7 @@ def _held_item(project: Project, user) -> Item | None:
             leased_to=user,
             lease_expires_at__gt=timezone.now(),
         )
+        .exclude(pk__in=exclude)
         .order_by("queued_round", "queue_rank", "id")
         .first()
     )
@@ -269,7 +270,7 @@ _LEASE_SQL = """
 WITH held AS (
     SELECT id, lease_expires_at FROM annotation_item
     WHERE project_id = %(project)s AND status = %(queued)s AND leased_to_id = %(user)s
-      AND lease_expires_at > %(now)s
+      AND lease_expires_at > %(now)s AND NOT (id = ANY(%(exclude)s))
     ORDER BY queued_round, queue_rank, id
     LIMIT 1
 ), pick AS (
@@ -310,7 +311,9 @@ LEFT JOIN annotation_item AS item ON item.id = chosen.id
 """.format(columns=", ".join(f'item."{c}"' for c in _LEASE_COLUMNS))
 
 
-def item_lease(*, project: Project, user) -> tuple[Item | None, str, bool]:
+def item_lease(
+    *, project: Project, user, exclude: tuple[int, ...] = ()
+) -> tuple[Item | None, str, bool]:
     """Lease the best free queued item to `user`: (item or None, NextState, whether the
     free queue is under the low-water mark, so a round should start).
 
@@ -318,9 +321,11 @@ def item_lease(*, project: Project, user) -> tuple[Item | None, str, bool]:
     first. Otherwise the first free queued item the user has not skipped is taken with
     SELECT ... FOR UPDATE SKIP LOCKED, so concurrent callers never wait on each other and
     never get the same item; the Assignment constraint backs this up in the database.
+    `exclude`: items the caller already holds and shows (the labeling page's current and
+    prefetched items): not handed back, so the caller may hold one more.
     Expired leases found on the way are released (item_leases_expire)."""
     if _has_quota(project, user) and annotator_quota_reached(project=project, user=user):
-        held = _held_item(project, user)
+        held = _held_item(project, user, exclude)
         return (held, NextState.OK, False) if held else (None, NextState.QUOTA_REACHED, False)
     now = timezone.now()
     params = {
@@ -330,6 +335,7 @@ def item_lease(*, project: Project, user) -> tuple[Item | None, str, bool]:
         "now": now,
         "expires": now + timedelta(seconds=project.lease_seconds),
         "low_water": project.low_water,
+        "exclude": list(exclude),
     }
     item, free, oldest_lease = _lease_statement(project, user, params)
     if oldest_lease is not None and oldest_lease <= now:

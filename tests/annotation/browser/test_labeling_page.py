@@ -1,6 +1,6 @@
 import pytest
 
-from annotation.models import Annotation, Item
+from annotation.models import Annotation, Assignment, Item
 from tests.annotation.browser.conftest import sign_in
 from tests.factories import PASSWORD, ItemFactory, MembershipFactory, ProjectFactory, queue
 
@@ -38,12 +38,25 @@ def test_number_key_labels_and_moves_to_the_next_item(labeling):
     assert page.inner_text("#budget") == "1 / 3"
 
 
-def test_s_skips_the_item(labeling):
+def test_s_skips_the_item_for_this_annotator_only(labeling):
+    """A skip is recorded for the one who skipped; the item stays queued for the others
+    (issue 8) and is never shown again to this annotator."""
     project, user, items, page = labeling
     page.wait_for_selector("#item p.text")
     page.keyboard.press("s")
     page.wait_for_function("document.querySelector('#item p.text').textContent === 'second'")
-    assert Item.objects.get(pk=items[0].pk).status == "skipped"
+    for expected in ("third", None):
+        page.keyboard.press("1")
+        if expected:
+            page.wait_for_function(
+                f"document.querySelector('#item p.text')?.textContent === '{expected}'"
+            )
+    page.wait_for_function("document.querySelector('#status').textContent.includes('again')")
+    assert page.locator("#item p.text").count() == 0
+    assert Assignment.objects.filter(item=items[0], user=user, status="skipped").count() == 1
+    skipped = Item.objects.get(pk=items[0].pk)
+    assert (skipped.status, skipped.leased_to_id, skipped.skip_count) == ("queued", None, 1)
+    assert not Annotation.objects.filter(item=items[0]).exists()
 
 
 def test_u_changes_the_last_label_at_no_cost(labeling):
