@@ -22,6 +22,7 @@ urlpatterns = [
     path("projects/<int:pk>/groups/", views.GroupsView.as_view(), name="api-groups"),
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
+    path("projects/<int:pk>/predictions/", views.PredictionsView.as_view(), name="api-predictions"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -4,10 +4,18 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from django.db.models import Count, Q
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -28,10 +36,11 @@ from annotation.api.serializers import (
     item_public,
 )
 from annotation.models import Item, Membership, Project
-from annotation.selectors.items import item_list, labeled_records
+from annotation.selectors.items import item_list, item_predictions, labeled_records
 from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
 from annotation.services.budgets import budget_groups_set
+from annotation.services.formats import is_labelstudio, labelstudio_import, labelstudio_tasks
 from annotation.services.items import items_import, parse_upload
 from annotation.services.labeling import item_next_for, item_skip
 from annotation.services.projects import membership_set, project_create, project_update
@@ -137,7 +146,10 @@ class ItemsView(APIView):
             raise ValidationError(
                 {"items": ["Send a JSON list of items, or a multipart 'file' (JSONL or CSV)."]}
             )
-        created = items_import(project=project, rows=rows)
+        if is_labelstudio(rows):  # a Label Studio task export: items, labels, predictions
+            created = labelstudio_import(project=project, tasks=rows, user=request.user)
+        else:
+            created = items_import(project=project, rows=rows)
         return Response({"created": created}, status=201)
 
 
@@ -304,7 +316,12 @@ EXPORT_FORMATS = {
     "jsonl": "application/x-ndjson",
     "csv": "text/csv",
     "json": "application/json",
+    "labelstudio": "application/json",
 }
+EXPORT_SUFFIX = {"labelstudio": "json"}
+# The export's end: the labels given or changed up to this instant; the next incremental
+# export passes it back as `since`.
+CURSOR_HEADER = "X-Export-Cursor"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -362,9 +379,35 @@ def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
     yield buffer.getvalue()
 
 
+def _since(request) -> datetime | None:
+    """`?since=`: an ISO 8601 timestamp (or the X-Export-Cursor of an earlier export)."""
+    raw = request.query_params.get("since")
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw.replace(" ", "+"))  # a '+' in a query string reads as ' '
+    except ValueError:
+        value = None
+    if value is None:
+        raise ValidationError(
+            {"since": ["Must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z."]}
+        )
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
+
+
 class ExportView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=False)],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=False),
+            OpenApiParameter(
+                "since",
+                str,
+                required=False,
+                description="Only labels given or changed after this ISO 8601 timestamp; "
+                f"pass the {CURSOR_HEADER} header of the previous export.",
+                examples=[OpenApiExample("since", value="2026-01-31T12:00:00+00:00")],
+            ),
+        ],
         responses={(200, "application/x-ndjson"): {"type": "string"}},
     )
     def get(self, request, pk: int):
@@ -372,13 +415,54 @@ class ExportView(APIView):
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in EXPORT_FORMATS:
             raise ValidationError({"format": [f"Must be one of: {', '.join(EXPORT_FORMATS)}."]})
-        records = labeled_records(project=project)
+        since = _since(request)
+        until = timezone.now()
+        records = labeled_records(
+            project=project, since=since, until=until, with_prediction=fmt == "labelstudio"
+        )
+        content = project.kind or "text"
         if fmt == "jsonl":
             body = stream_jsonl(records)
         elif fmt == "json":
             body = stream_json(records)
+        elif fmt == "labelstudio":
+            body = stream_json(labelstudio_tasks(records, content=content))
         else:
-            body = stream_csv(records, project.kind or "text")
+            body = stream_csv(records, content)
         response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{fmt}"'
+        suffix = EXPORT_SUFFIX.get(fmt, fmt)
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{suffix}"'
+        response[CURSOR_HEADER] = until.isoformat()
+        return response
+
+
+class PredictionsView(APIView):
+    """The latest model's label and probabilities for each unlabeled item (`?all=1`:
+    every item), streamed as JSON lines."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("all", bool, required=False)],
+        responses={(200, "application/x-ndjson"): {"type": "string"}},
+        examples=[
+            OpenApiExample(
+                "line",
+                value={
+                    "id": 7,
+                    "external_id": "a-7",
+                    "status": "unlabeled",
+                    "label": "cat",
+                    "probabilities": {"cat": 0.82, "dog": 0.18},
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        everything = request.query_params.get("all", "") in ("1", "true", "yes")
+        body = stream_jsonl(item_predictions(project=project, everything=everything))
+        response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS["jsonl"])
+        response["Content-Disposition"] = (
+            f'attachment; filename="project-{project.pk}-predictions.jsonl"'
+        )
         return response
