@@ -1,9 +1,5 @@
 """REST API. Each view validates, calls one service or selector, and serializes."""
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from django.db.models import Count, Q
@@ -36,11 +32,12 @@ from annotation.api.serializers import (
     item_public,
 )
 from annotation.models import Item, Membership, Project
-from annotation.selectors.items import item_list, item_predictions, labeled_records
+from annotation.selectors.items import item_list, item_predictions
 from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
 from annotation.services.budgets import budget_groups_set
-from annotation.services.formats import is_labelstudio, labelstudio_import, labelstudio_tasks
+from annotation.services.exports import CURSOR_HEADER, EXPORT_FORMATS, export_stream, stream_jsonl
+from annotation.services.formats import is_labelstudio, labelstudio_import
 from annotation.services.items import items_import, parse_upload
 from annotation.services.labeling import item_next_for, item_skip
 from annotation.services.projects import membership_set, project_create, project_update
@@ -312,72 +309,6 @@ class RoundsView(APIView):
 
 # --- export -------------------------------------------------------------------------------
 
-EXPORT_FORMATS = {
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv",
-    "json": "application/json",
-    "labelstudio": "application/json",
-}
-EXPORT_SUFFIX = {"labelstudio": "json"}
-# The export's end: the labels given or changed up to this instant; the next incremental
-# export passes it back as `since`.
-CURSOR_HEADER = "X-Export-Cursor"
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    value = str(value)
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-def stream_jsonl(records: Iterator[dict]) -> Iterator[str]:
-    for record in records:
-        yield json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def stream_json(records: Iterator[dict]) -> Iterator[str]:
-    yield "["
-    first = True
-    for record in records:
-        yield ("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False)
-        first = False
-    yield "\n]\n"
-
-
-def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
-    columns = [
-        "id",
-        "external_id",
-        content,
-        "meta",
-        "label",
-        "out_of_scope",
-        "annotator",
-        "labeled_at",
-        "round",
-        "acquisition",
-        "score",
-        "cost",
-        "group",
-    ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for record in records:
-        writer.writerow([csv_safe(record[c]) for c in columns])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
 
 def _since(request) -> datetime | None:
     """`?since=`: an ISO 8601 timestamp (or the X-Export-Cursor of an earlier export)."""
@@ -417,20 +348,9 @@ class ExportView(APIView):
             raise ValidationError({"format": [f"Must be one of: {', '.join(EXPORT_FORMATS)}."]})
         since = _since(request)
         until = timezone.now()
-        records = labeled_records(
-            project=project, since=since, until=until, with_prediction=fmt == "labelstudio"
-        )
-        content = project.kind or "text"
-        if fmt == "jsonl":
-            body = stream_jsonl(records)
-        elif fmt == "json":
-            body = stream_json(records)
-        elif fmt == "labelstudio":
-            body = stream_json(labelstudio_tasks(records, content=content))
-        else:
-            body = stream_csv(records, content)
+        body = export_stream(project=project, fmt=fmt, since=since, until=until)
         response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
-        suffix = EXPORT_SUFFIX.get(fmt, fmt)
+        suffix = "json" if fmt == "labelstudio" else fmt
         response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{suffix}"'
         response[CURSOR_HEADER] = until.isoformat()
         return response
