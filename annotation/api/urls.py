@@ -35,6 +35,7 @@ urlpatterns = [
     path("projects/<int:pk>/groups/", views.GroupsView.as_view(), name="api-groups"),
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
+    path("projects/<int:pk>/predictions/", views.PredictionsView.as_view(), name="api-predictions"),
     path(
         "schema/", SpectacularAPIView.as_view(permission_classes=[SchemaAccess]), name="api-schema"
     ),

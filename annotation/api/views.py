@@ -1,13 +1,17 @@
 """REST API. Each view validates, calls one service or selector, and serializes."""
 
-import csv
-import io
-import json
-from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from django.db.models import Count, Q
 from django.http import Http404, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -30,10 +34,12 @@ from annotation.api.serializers import (
 )
 from annotation.api.uploads import JSONParser
 from annotation.models import Item, Membership, Project
-from annotation.selectors.items import item_list, labeled_records
+from annotation.selectors.items import item_list, item_predictions
 from annotation.selectors.projects import project_for_member, project_list_for
 from annotation.selectors.rounds import round_list
 from annotation.services.budgets import budget_groups_set
+from annotation.services.exports import CURSOR_HEADER, EXPORT_FORMATS, export_stream, stream_jsonl
+from annotation.services.formats import labelstudio_import, labelstudio_split
 from annotation.services.imports import items_import, parse_upload
 from annotation.services.labeling import item_next_for, item_skip
 from annotation.services.projects import membership_set, project_create, project_update
@@ -140,7 +146,11 @@ class ItemsView(APIView):
             raise ValidationError(
                 {"items": ["Send a JSON list of items, or a multipart 'file' (JSONL or CSV)."]}
             )
-        created = items_import(project=project, rows=rows)
+        tasks, rows = labelstudio_split(rows)
+        if tasks is not None:  # a Label Studio task export: items, labels, predictions
+            created = labelstudio_import(project=project, tasks=tasks, user=request.user)
+        else:
+            created = items_import(project=project, rows=rows)
         return Response({"created": created}, status=201)
 
 
@@ -312,71 +322,36 @@ class RoundsView(APIView):
 
 # --- export -------------------------------------------------------------------------------
 
-EXPORT_FORMATS = {
-    "jsonl": "application/x-ndjson",
-    "csv": "text/csv",
-    "json": "application/json",
-}
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-
-def csv_safe(value) -> str:
-    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+def _since(request) -> datetime | None:
+    """`?since=`: an ISO 8601 timestamp (or the X-Export-Cursor of an earlier export)."""
+    raw = request.query_params.get("since")
+    if not raw:
+        return None
+    try:
+        value = parse_datetime(raw.replace(" ", "+"))  # a '+' in a query string reads as ' '
+    except ValueError:
+        value = None
     if value is None:
-        return ""
-    if isinstance(value, (dict, list)):
-        value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (int, float)):
-        return repr(value) if isinstance(value, float) else str(value)
-    value = str(value)
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
-
-
-def stream_jsonl(records: Iterator[dict]) -> Iterator[str]:
-    for record in records:
-        yield json.dumps(record, ensure_ascii=False) + "\n"
-
-
-def stream_json(records: Iterator[dict]) -> Iterator[str]:
-    yield "["
-    first = True
-    for record in records:
-        yield ("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False)
-        first = False
-    yield "\n]\n"
-
-
-def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
-    columns = [
-        "id",
-        "external_id",
-        content,
-        "meta",
-        "label",
-        "out_of_scope",
-        "annotator",
-        "labeled_at",
-        "round",
-        "acquisition",
-        "score",
-        "cost",
-        "group",
-    ]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(columns)
-    for record in records:
-        writer.writerow([csv_safe(record[c]) for c in columns])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        raise ValidationError(
+            {"since": ["Must be an ISO 8601 timestamp, e.g. 2026-01-31T12:00:00Z."]}
+        )
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)
 
 
 class ExportView(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=False)],
+        parameters=[
+            OpenApiParameter("format", str, enum=list(EXPORT_FORMATS), required=False),
+            OpenApiParameter(
+                "since",
+                str,
+                required=False,
+                description="Only labels given or changed after this ISO 8601 timestamp; "
+                f"pass the {CURSOR_HEADER} header of the previous export.",
+                examples=[OpenApiExample("since", value="2026-01-31T12:00:00+00:00")],
+            ),
+        ],
         responses={(200, "application/x-ndjson"): {"type": "string"}},
     )
     def get(self, request, pk: int):
@@ -384,13 +359,43 @@ class ExportView(APIView):
         fmt = request.query_params.get("format", "jsonl")
         if fmt not in EXPORT_FORMATS:
             raise ValidationError({"format": [f"Must be one of: {', '.join(EXPORT_FORMATS)}."]})
-        records = labeled_records(project=project)
-        if fmt == "jsonl":
-            body = stream_jsonl(records)
-        elif fmt == "json":
-            body = stream_json(records)
-        else:
-            body = stream_csv(records, project.kind or "text")
+        since = _since(request)
+        until = timezone.now()
+        body = export_stream(project=project, fmt=fmt, since=since, until=until)
         response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS[fmt])
-        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{fmt}"'
+        suffix = "json" if fmt == "labelstudio" else fmt
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{suffix}"'
+        response[CURSOR_HEADER] = until.isoformat()
+        return response
+
+
+class PredictionsView(APIView):
+    """The latest model's label and probabilities for each unlabeled item (`?all=1`:
+    every item), streamed as JSON lines."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("all", bool, required=False)],
+        responses={(200, "application/x-ndjson"): {"type": "string"}},
+        examples=[
+            OpenApiExample(
+                "line",
+                value={
+                    "id": 7,
+                    "external_id": "a-7",
+                    "status": "unlabeled",
+                    "label": "cat",
+                    "probabilities": {"cat": 0.82, "dog": 0.18},
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        everything = request.query_params.get("all", "") in ("1", "true", "yes")
+        body = stream_jsonl(item_predictions(project=project, everything=everything))
+        response = StreamingHttpResponse(body, content_type=EXPORT_FORMATS["jsonl"])
+        response["Content-Disposition"] = (
+            f'attachment; filename="project-{project.pk}-predictions.jsonl"'
+        )
         return response

@@ -1,0 +1,103 @@
+"""Exports: the labeled items of a project as JSONL, CSV, JSON or Label Studio tasks,
+streamed: records are read in chunks (annotation.selectors.items.labeled_records) and
+written as they come, so memory stays flat whatever the project's size. Used by the API's
+export view and the `export_labels` command."""
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+
+from annotation.models import Project
+from annotation.selectors.items import labeled_records
+from annotation.services.formats import labelstudio_tasks
+
+EXPORT_FORMATS = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "json": "application/json",
+    "labelstudio": "application/json",
+}
+# The export's end: the labels given or changed up to this instant; the next incremental
+# export passes it back as `since`.
+CURSOR_HEADER = "X-Export-Cursor"
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value) -> str:
+    """A cell a spreadsheet will not run as a formula (OWASP CSV injection)."""
+    if value is None:
+        return ""
+    if isinstance(value, (dict, list)):
+        value = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (int, float)):
+        return repr(value) if isinstance(value, float) else str(value)
+    value = str(value)
+    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
+
+
+def stream_jsonl(records: Iterator[dict]) -> Iterator[str]:
+    for record in records:
+        yield json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def stream_json(records: Iterator[dict]) -> Iterator[str]:
+    yield "["
+    first = True
+    for record in records:
+        yield ("\n" if first else ",\n") + json.dumps(record, ensure_ascii=False)
+        first = False
+    yield "\n]\n"
+
+
+def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
+    columns = [
+        "id",
+        "external_id",
+        content,
+        "meta",
+        "label",
+        "out_of_scope",
+        "annotator",
+        "labeled_at",
+        "round",
+        "acquisition",
+        "score",
+        "cost",
+        "group",
+    ]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for record in records:
+        writer.writerow([csv_safe(record[c]) for c in columns])
+        if buffer.tell() > 64 * 1024:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def export_stream(
+    *,
+    project: Project,
+    fmt: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[str]:
+    """The export of `project` in `fmt` (one of EXPORT_FORMATS) as text chunks: labels
+    given or changed after `since` and at or before `until` (both optional)."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}")
+    content = project.kind or "text"
+    records = labeled_records(
+        project=project, since=since, until=until, with_prediction=fmt == "labelstudio"
+    )
+    if fmt == "jsonl":
+        return stream_jsonl(records)
+    if fmt == "json":
+        return stream_json(records)
+    if fmt == "labelstudio":
+        return stream_json(labelstudio_tasks(records, content=content))
+    return stream_csv(records, content)
