@@ -76,6 +76,7 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         return None
     if not _worth_a_round(project):
         return None
+    replaced = False
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project_id)
         if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():
@@ -95,11 +96,13 @@ def round_maybe_start(*, project_id: int) -> Round | None:
             running.error = "No progress within ANNOTATION_ROUND_STALE_SECONDS: replaced."
             running.finished_at = timezone.now()
             running.save(update_fields=["status", "error", "finished_at"])
+            replaced = True  # its successor starts now: no back-off after a dead round
         if project.remaining <= 0:
             return None
         last = Round.objects.filter(project=project).order_by("-number").first()
         if (
-            last is not None
+            not replaced
+            and last is not None
             and last.status == Round.Status.FAILED
             and last.finished_at is not None
             and (timezone.now() - last.finished_at).total_seconds()
