@@ -6,8 +6,21 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, render
 
 from annotation.charts import line_chart
-from annotation.models import Annotation, Item, Membership, Project
-from annotation.selectors.projects import project_list_for, project_role_for
+from annotation.models import (
+    ACQUISITION_CHOICES,
+    DEFAULT_ACQUISITION,
+    Annotation,
+    Assignment,
+    Item,
+    Membership,
+    Project,
+)
+from annotation.selectors.projects import (
+    project_can_create,
+    project_list_for,
+    project_role_for,
+    project_spend_over_time,
+)
 from annotation.selectors.rounds import round_list
 
 
@@ -21,13 +34,36 @@ def _project_for(request, pk: int) -> tuple[Project, str]:
 
 @login_required
 def project_list(request):
-    return render(
-        request, "annotation/project_list.html", {"projects": project_list_for(user=request.user)}
-    )
+    projects = list(project_list_for(user=request.user))
+    for p in projects:
+        budget = float(p.budget) or 1.0
+        p.spent_pct = round(100 * float(p.spent) / budget, 1)
+        p.reserved_pct = round(100 * float(p.reserved) / budget, 1)
+    context = {"projects": projects, "can_create": project_can_create(user=request.user)}
+    return render(request, "annotation/project_list.html", context)
+
+
+@login_required
+def project_new(request):
+    """The new-project form; it posts to the API, which validates and answers errors."""
+    if not project_can_create(user=request.user):
+        raise Http404("No such page.")
+    context = {"strategies": ACQUISITION_CHOICES, "default_strategy": DEFAULT_ACQUISITION}
+    return render(request, "annotation/project_new.html", context)
 
 
 @login_required
 def project_dashboard(request, pk: int):
+    return render(request, "annotation/dashboard.html", _dashboard_context(request, pk))
+
+
+@login_required
+def project_dashboard_live(request, pk: int):
+    """The dashboard's live part alone: the page polls it (no reload)."""
+    return render(request, "annotation/_dashboard_live.html", _dashboard_context(request, pk))
+
+
+def _dashboard_context(request, pk: int) -> dict:
     project, role = _project_for(request, pk)
     rounds = list(round_list(project=project))
     done = [r for r in rounds if r.status == "done"]
@@ -37,12 +73,26 @@ def project_dashboard(request, pk: int):
         .annotate(n=Count("id"))
         .values_list("status", "n")
     )
-    annotators = (
+    annotators = list(
         Annotation.objects.filter(item__project=project)
         .values("annotator__username")
-        .annotate(n=Count("id"), spent_by=Count("id", filter=Q(cost__gt=0)))
+        .annotate(
+            n=Count("id"),
+            spent_by=Count("id", filter=Q(cost__gt=0)),
+            agreed=Count("id", filter=Q(suggestion_agreed=True)),
+            suggested=Count("id", filter=Q(suggestion_agreed__isnull=False)),
+        )
         .order_by("-n")
     )
+    skips = dict(
+        Assignment.objects.filter(item__project=project, status=Assignment.Status.SKIPPED)
+        .values_list("user__username")
+        .annotate(n=Count("id"))
+        .values_list("user__username", "n")
+    )
+    for row in annotators:
+        row["skips"] = skips.pop(row["annotator__username"], 0)
+    annotators += [{"annotator__username": u, "n": 0, "skips": n} for u, n in skips.items()]
     budget = float(project.budget) or 1.0
     context = {
         "project": project,
@@ -54,8 +104,8 @@ def project_dashboard(request, pk: int):
         "spent_pct": round(100 * float(project.spent) / budget, 1),
         "reserved_pct": round(100 * float(project.reserved) / budget, 1),
         "burn_chart": line_chart(
-            [(r.number, float(r.budget_spent)) for r in done],
-            x_label="round",
+            project_spend_over_time(project=project),
+            x_label="minutes since the first label",
             y_label="budget spent",
             y_max=float(project.budget),
         ),
@@ -66,8 +116,9 @@ def project_dashboard(request, pk: int):
             y_max=1.0,
         ),
         "groups": project.budget_groups.all(),
+        "running": next((r for r in rounds if r.status == "running"), None),
     }
-    return render(request, "annotation/dashboard.html", context)
+    return context
 
 
 @login_required

@@ -2,7 +2,7 @@
 
 from django.db.models import Count, Q, QuerySet
 
-from annotation.models import Item, Membership, Project
+from annotation.models import Annotation, Item, Membership, Project
 
 
 def project_list_for(*, user) -> QuerySet[Project]:
@@ -46,3 +46,29 @@ def project_for_member(*, pk: int, user) -> Project | None:
     if project is not None:
         project.role = Membership.Role.MANAGER if user.is_superuser else project.member_role
     return project
+
+
+def project_can_create(*, user) -> bool:
+    """Whether `user` may create projects (the API's rule: staff or the add permission)."""
+    return user.is_staff or user.has_perm("annotation.add_project")
+
+
+def project_spend_over_time(*, project: Project, points: int = 200) -> list[tuple[float, float]]:
+    """Budget spent over time: (minutes since the first label, cumulative cost), at most
+    `points` points (evenly thinned, the last one kept)."""
+    rows = list(
+        Annotation.objects.filter(item__project=project)
+        .order_by("created_at")
+        .values_list("created_at", "cost")
+    )
+    if not rows:
+        return []
+    start, total, series = rows[0][0], 0.0, []
+    for created_at, cost in rows:
+        total += float(cost)
+        series.append(((created_at - start).total_seconds() / 60, total))
+    step = max(1, len(series) // points)
+    thinned = series[::step]
+    if thinned[-1] != series[-1]:
+        thinned.append(series[-1])
+    return [(0.0, 0.0), *thinned] if thinned[0][1] > 0 else thinned

@@ -7,6 +7,11 @@ from tests.factories import PASSWORD, ItemFactory, MembershipFactory, ProjectFac
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
+def wait_sent(page):
+    """Labels go out in the background: wait until the page's outbox is empty."""
+    page.wait_for_function("document.getElementById('sync').dataset.pending === '0'")
+
+
 @pytest.fixture
 def labeling(live_server, page):
     project = ProjectFactory(labels=["cat", "dog", "bird"], budget=3)
@@ -33,9 +38,10 @@ def test_number_key_labels_and_moves_to_the_next_item(labeling):
     project, user, items, page = labeling
     page.wait_for_selector("#item p.text")
     page.keyboard.press("2")
-    page.wait_for_function("document.querySelector('#item p.text').textContent === 'second'")
+    page.wait_for_function("document.querySelector('#item p.text')?.textContent === 'second'")
+    wait_sent(page)
     assert Annotation.objects.get(item=items[0]).label == "dog"
-    assert page.inner_text("#budget") == "1 / 3"
+    page.wait_for_function("document.querySelector('#budget').textContent === '1 / 3'")
 
 
 def test_s_skips_the_item_for_this_annotator_only(labeling):
@@ -44,7 +50,7 @@ def test_s_skips_the_item_for_this_annotator_only(labeling):
     project, user, items, page = labeling
     page.wait_for_selector("#item p.text")
     page.keyboard.press("s")
-    page.wait_for_function("document.querySelector('#item p.text').textContent === 'second'")
+    page.wait_for_function("document.querySelector('#item p.text')?.textContent === 'second'")
     for expected in ("third", None):
         page.keyboard.press("1")
         if expected:
@@ -52,6 +58,7 @@ def test_s_skips_the_item_for_this_annotator_only(labeling):
                 f"document.querySelector('#item p.text')?.textContent === '{expected}'"
             )
     page.wait_for_function("document.querySelector('#status').textContent.includes('again')")
+    wait_sent(page)
     assert page.locator("#item p.text").count() == 0
     assert Assignment.objects.filter(item=items[0], user=user, status="skipped").count() == 1
     skipped = Item.objects.get(pk=items[0].pk)
@@ -63,11 +70,12 @@ def test_u_changes_the_last_label_at_no_cost(labeling):
     project, user, items, page = labeling
     page.wait_for_selector("#item p.text")
     page.keyboard.press("1")
-    page.wait_for_function("document.querySelector('#item p.text').textContent === 'second'")
+    page.wait_for_function("document.querySelector('#item p.text')?.textContent === 'second'")
     page.keyboard.press("u")
     page.wait_for_selector("button.label.chosen")
     page.keyboard.press("3")
-    page.wait_for_function("document.querySelector('#item p.text').textContent === 'second'")
+    page.wait_for_function("document.querySelector('#item p.text')?.textContent === 'second'")
+    wait_sent(page)
     assert Annotation.objects.get(item=items[0]).label == "bird"
     project.refresh_from_db()
     assert project.spent == 1
