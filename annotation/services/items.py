@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from annotation.errors import ValidationFailed
 from annotation.models import CostRule, Item, Project
-from annotation.services import dispatch
+from annotation.services import dispatch, webhooks
 
 ITEM_FIELDS = ("text", "image", "features", "external_id", "cost", "group", "meta")
 CONTENT_FIELDS = ("text", "image", "features")
@@ -284,6 +284,9 @@ def items_import(*, project: Project, rows: Iterable) -> int:
             project.kind = kind
         Item.objects.bulk_create(items, batch_size=BULK_BATCH)
         transaction.on_commit(lambda: _enqueue_featurize(project.pk))
+        webhooks.event_emit(
+            project_id=project.pk, event=webhooks.IMPORT_FINISHED, payload={"created": len(items)}
+        )
     return len(items)
 
 
