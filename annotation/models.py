@@ -472,3 +472,51 @@ class RoundShard(models.Model):
 
     def __str__(self) -> str:
         return f"{self.round} shard {self.index}"
+
+
+class Webhook(models.Model):
+    """A URL a project's events are POSTed to, signed with the hook's own secret
+    (annotation.services.webhooks)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(help_text="Event names this hook receives.")
+    secret = models.CharField(max_length=64, editable=False)
+    active = models.BooleanField(default=True)
+    # labels.created is batched: set when a batch is scheduled, cleared when it is sent;
+    # the batch holds the labels with ids above labels_after.
+    labels_scheduled = models.BooleanField(default=False, editable=False)
+    labels_after = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.url}"
+
+
+class WebhookDelivery(models.Model):
+    """One event sent (or being sent) to one hook: the delivery log."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    webhook = models.ForeignKey(Webhook, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=40)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_status = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["webhook", "-id"], name="webhook_delivery_log_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.event} to {self.webhook_id} ({self.status})"

@@ -8,9 +8,11 @@ transient database errors are retried; a bug fails the round with its error reco
 import logging
 
 from celery import shared_task
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from annotation.services import dispatch, items, rounds
+from annotation.services import dispatch, items, rounds, webhooks
 
 logger = logging.getLogger(__name__)
 TRANSIENT = (OperationalError, InterfaceError)
@@ -62,3 +64,25 @@ def round_reduce_task(round_id: int) -> None:
         raise
     except Exception as exc:
         _failing_round(round_id, exc)
+
+
+@shared_task(name=dispatch.WEBHOOK_LABELS, **RETRY)
+def webhook_labels_task(project_id: int) -> int:
+    return webhooks.labels_batch(project_id=project_id)
+
+
+@shared_task(name=dispatch.WEBHOOK_DELIVER, bind=True, max_retries=8)
+def webhook_deliver_task(self, delivery_id: int) -> None:
+    """At least once: retried with exponential back-off (ANNOTATION_WEBHOOK_RETRY_SECONDS,
+    doubling, at most 1 hour, full jitter) until the receiver answers 2xx; the last
+    attempt marks the delivery failed."""
+    final = self.request.retries >= self.max_retries
+    try:
+        webhooks.delivery_send(delivery_id=delivery_id, final=final)
+    except webhooks.DeliveryFailed as exc:
+        if final:
+            logger.warning("webhook delivery %s failed for good: %s", delivery_id, exc)
+            return
+        factor = int(getattr(settings, "ANNOTATION_WEBHOOK_RETRY_SECONDS", 10))
+        countdown = get_exponential_backoff_interval(factor, self.request.retries, 3600, True)
+        raise self.retry(exc=exc, countdown=countdown) from exc

@@ -12,7 +12,10 @@ from annotation.models import (
     Membership,
     Project,
     Round,
+    Webhook,
+    WebhookDelivery,
 )
+from annotation.services.webhooks import EVENTS as WEBHOOK_EVENTS
 
 MAX_LABELS = 50
 MAX_ID = 2**63 - 1  # a bigint primary key
@@ -317,3 +320,32 @@ class BudgetGroupSerializer(StrictSerializer, serializers.ModelSerializer):
         # Names are validated as a set by the service (the model's unique constraint would
         # otherwise make DRF query per entry).
         validators = []
+
+
+class WebhookInSerializer(StrictSerializer):
+    url = serializers.URLField(max_length=2000)
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=WEBHOOK_EVENTS), allow_empty=False
+    )
+
+
+class WebhookOutSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Webhook
+        fields = ["id", "url", "events", "secret", "active", "created_at"]
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = [
+            "id",
+            "event",
+            "payload",
+            "status",
+            "attempts",
+            "response_status",
+            "error",
+            "created_at",
+            "delivered_at",
+        ]

@@ -36,6 +36,17 @@ urlpatterns = [
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
     path("projects/<int:pk>/predictions/", views.PredictionsView.as_view(), name="api-predictions"),
+    path("projects/<int:pk>/webhooks/", views.WebhooksView.as_view(), name="api-webhooks"),
+    path(
+        "projects/<int:pk>/webhooks/<int:hook>/",
+        views.WebhookDetailView.as_view(),
+        name="api-webhook",
+    ),
+    path(
+        "projects/<int:pk>/webhooks/<int:hook>/deliveries/",
+        views.WebhookDeliveriesView.as_view(),
+        name="api-webhook-deliveries",
+    ),
     path(
         "schema/", SpectacularAPIView.as_view(permission_classes=[SchemaAccess]), name="api-schema"
     ),

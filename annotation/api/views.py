@@ -19,6 +19,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotation.api.filters import ORDERING, ItemCursorPagination, ItemFilter
 from annotation.api.serializers import (
     AnnotationInSerializer,
     BudgetGroupSerializer,
@@ -30,6 +31,9 @@ from annotation.api.serializers import (
     ProjectSerializer,
     RoundSerializer,
     SkipInSerializer,
+    WebhookDeliverySerializer,
+    WebhookInSerializer,
+    WebhookOutSerializer,
     item_public,
 )
 from annotation.api.uploads import JSONParser
@@ -49,6 +53,7 @@ from annotation.services.queue import (
     item_release,
     items_skipped_return,
 )
+from annotation.services.webhooks import webhook_create
 
 MANAGER = Membership.Role.MANAGER
 
@@ -115,17 +120,39 @@ class ItemsView(APIView):
         parameters=[
             OpenApiParameter(
                 "status", str, enum=[c for c, _ in Item.Status.choices], required=False
-            )
+            ),
+            OpenApiParameter("group", str, required=False),
+            OpenApiParameter("external_id", str, required=False),
+            OpenApiParameter("round", int, required=False, description="The queuing round."),
+            OpenApiParameter("labeled_by", str, required=False, description="A username."),
+            OpenApiParameter("featurized", bool, required=False),
+            OpenApiParameter(
+                "ordering",
+                str,
+                required=False,
+                description="Comma-separated, '-' for descending: " + ", ".join(ORDERING.values()),
+                examples=[OpenApiExample("best first", value="-score")],
+            ),
+            OpenApiParameter(
+                "pagination",
+                str,
+                enum=["page", "cursor"],
+                required=False,
+                description="cursor: follow `next` links, constant time at any depth.",
+            ),
         ],
         responses=ItemOutSerializer(many=True),
     )
     def get(self, request, pk: int):
         project = project_for(request, pk, manager=True)
-        wanted = request.query_params.get("status")
-        if wanted and wanted not in Item.Status.values:
-            raise ValidationError({"status": [f"Must be one of: {', '.join(Item.Status.values)}."]})
-        items = item_list(project=project, status=wanted)
-        paginator = PageNumberPagination()
+        filters = ItemFilter(request.query_params, queryset=item_list(project=project))
+        if not filters.is_valid():
+            raise ValidationError(filters.errors)
+        items = filters.qs
+        if request.query_params.get("pagination") == "cursor":
+            paginator = ItemCursorPagination(ordering=filters.order_fields())
+        else:
+            paginator = PageNumberPagination()
         page = paginator.paginate_queryset(items, request, view=self)
         return paginator.get_paginated_response(ItemOutSerializer(page, many=True).data)
 
@@ -399,3 +426,59 @@ class PredictionsView(APIView):
             f'attachment; filename="project-{project.pk}-predictions.jsonl"'
         )
         return response
+
+
+# --- webhooks -----------------------------------------------------------------------------
+
+DELIVERY_LOG_SIZE = 100
+
+
+class WebhooksView(APIView):
+    """Managers: the project's webhooks (signed POSTs of its events, see
+    annotation.services.webhooks for the signature)."""
+
+    @extend_schema(responses=WebhookOutSerializer(many=True))
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        return Response(WebhookOutSerializer(project.webhooks.all(), many=True).data)
+
+    @extend_schema(
+        request=WebhookInSerializer,
+        responses={201: WebhookOutSerializer},
+        examples=[
+            OpenApiExample(
+                "hook",
+                value={"url": "https://example.org/hooks", "events": ["round.finished"]},
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        data = WebhookInSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        hook = webhook_create(project=project, **data.validated_data)
+        return Response(WebhookOutSerializer(hook).data, status=201)
+
+
+class WebhookDetailView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, pk: int, hook: int):
+        project = project_for(request, pk, manager=True)
+        deleted, _ = project.webhooks.filter(pk=hook).delete()
+        if not deleted:
+            raise Http404("No such webhook.")
+        return Response(status=204)
+
+
+class WebhookDeliveriesView(APIView):
+    """Managers: the hook's latest deliveries, newest first."""
+
+    @extend_schema(responses=WebhookDeliverySerializer(many=True))
+    def get(self, request, pk: int, hook: int):
+        project = project_for(request, pk, manager=True)
+        webhook = project.webhooks.filter(pk=hook).first()
+        if webhook is None:
+            raise Http404("No such webhook.")
+        deliveries = webhook.deliveries.order_by("-id")[:DELIVERY_LOG_SIZE]
+        return Response(WebhookDeliverySerializer(deliveries, many=True).data)

@@ -22,6 +22,8 @@ FEATURIZE = "annotation.items_featurize"
 ROUND_RUN = "annotation.round_run"
 ROUND_SHARD = "annotation.round_score_shard"
 ROUND_REDUCE = "annotation.round_reduce"
+WEBHOOK_DELIVER = "annotation.webhook_deliver"
+WEBHOOK_LABELS = "annotation.webhook_labels"
 
 
 def _send(name: str, *args, queue: str | None = None) -> bool:
@@ -60,3 +62,20 @@ def send_round_shards(round_id: int, indexes: list[int]) -> bool:
 def send_round_reduce(round_id: int) -> bool:
     """Merge the round's shard candidates and queue its batch."""
     return _send(ROUND_REDUCE, round_id)
+
+
+def send_webhook_delivery(delivery_id: int) -> bool:
+    """POST one webhook delivery (the task retries it with back-off)."""
+    return _send(WEBHOOK_DELIVER, delivery_id)
+
+
+def send_webhook_labels(project_id: int) -> bool:
+    """Batch the project's new labels into labels.created deliveries, after
+    ANNOTATION_WEBHOOK_BATCH_SECONDS (default 5) so one delivery carries many labels."""
+    seconds = int(getattr(settings, "ANNOTATION_WEBHOOK_BATCH_SECONDS", 5))
+    try:
+        current_app.signature(WEBHOOK_LABELS, args=(project_id,)).apply_async(countdown=seconds)
+    except Exception as exc:
+        logger.warning("could not send %s(%s): %s", WEBHOOK_LABELS, project_id, exc)
+        return False
+    return True

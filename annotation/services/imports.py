@@ -27,6 +27,7 @@ from django.db import connection, transaction
 
 from annotation.errors import ValidationFailed
 from annotation.models import CostRule, Item, Project
+from annotation.services import webhooks
 from annotation.services.items import items_featurize_enqueue
 
 ITEM_FIELDS = ("text", "image", "features", "external_id", "cost", "group", "meta")
@@ -381,6 +382,9 @@ def items_import(*, project: Project, rows: Iterable) -> int:
             Project.objects.filter(pk=project.pk, kind="").update(kind=kind)
             project.kind = kind
         transaction.on_commit(lambda: items_featurize_enqueue(project.pk))
+        webhooks.event_emit(
+            project_id=project.pk, event=webhooks.IMPORT_FINISHED, payload={"created": count}
+        )
     return count
 
 

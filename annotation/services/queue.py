@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from annotation.errors import Conflict, NotFound, ValidationFailed
 from annotation.models import Annotation, Assignment, BudgetGroup, Item, Membership, Project
+from annotation.services import webhooks
 
 STATUS = {
     "unlabeled": Item.Status.UNLABELED.value,
@@ -644,6 +645,7 @@ def _label_reserved(
     annotation.created_at = annotation.updated_at = now
     for instance in (item, annotation):
         instance._state.adding, instance._state.db = False, "default"
+    webhooks.label_events(project=project)
     return annotation
 
 
@@ -696,4 +698,5 @@ def _label_unreserved(project: Project, user, item: Item, label: str) -> Annotat
         suggestion_agreed=None if top is None else top == label,
     )
     project.refresh_from_db(fields=["spent", "budget"])
+    webhooks.label_events(project=project)
     return annotation

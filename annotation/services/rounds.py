@@ -23,7 +23,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from annotation.models import AUDIT, BudgetGroup, Item, Project, Round, RoundShard
-from annotation.services import dispatch
+from annotation.services import dispatch, webhooks
 from annotation.services.items import items_featurize_resend_if_stale
 from annotation.services.queue import item_affordable_exists, items_queue
 
@@ -602,6 +602,11 @@ def round_queue(
             audit_count=audited,
             finished_at=finished,
             seconds=(finished - locked.started_at).total_seconds(),
+        )
+        webhooks.event_emit(
+            project_id=locked.project_id,
+            event=webhooks.ROUND_FINISHED,
+            payload={"round": locked.number, "queued": count, "queued_cost": str(total)},
         )
     logger.info(
         "round %s of project %s queued %d items (cost %s)",
