@@ -1,6 +1,8 @@
 """Webhooks: registration, signed deliveries to a receiver on 127.0.0.1, retries with
 back-off, the labels.created batch, the events and the delivery log (Celery eager)."""
 
+import hashlib
+import hmac
 import json
 import threading
 from decimal import Decimal
@@ -102,9 +104,8 @@ def test_import_finished_is_delivered_signed(eager, project, receiver):
     items_import(project=project, rows=[{"text": "a"}, {"text": "b"}])
     ((headers, body),) = receiver.requests
     assert json.loads(body)["data"] == {"created": 2}
-    expected = webhooks.webhook_signature(
-        secret=hook.secret, timestamp=headers["X-Webhook-Timestamp"], body=body
-    )
+    signed = headers["X-Webhook-Timestamp"].encode() + b"." + body
+    expected = "sha256=" + hmac.new(hook.secret.encode(), signed, hashlib.sha256).hexdigest()
     assert headers["X-Webhook-Signature"] == expected
     assert headers["X-Webhook-Event"] == "import.finished"
 
