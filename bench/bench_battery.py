@@ -45,11 +45,13 @@ TEST_SEED = 12345  # the held-out split is the same for every strategy and seed
 
 @dataclass(frozen=True)
 class Spec:
-    """One set of the battery: its file, a budget (labels) and a batch size."""
+    """One set of the battery: its file, a budget (labels), a batch size, and optionally
+    a number of rows to draw from it (seed 0; all rows when None)."""
 
     name: str
     budget: int
     batch: int
+    rows: int | None = None
 
 
 # Budgets: 30 labels per class up to 20 classes, 10 per class above (at most 1,000);
@@ -67,10 +69,10 @@ SETS: dict[str, Spec] = {
         Spec("clinc150", budget=1000, batch=50),
     )
 }
-QUICK = {  # --quick: a smoke run of a few minutes
-    "digits": Spec("digits", budget=100, batch=20),
-    "movie_sentiment": Spec("movie_sentiment", budget=100, batch=20),
-    "stackoverflow20": Spec("stackoverflow20", budget=160, batch=40),
+QUICK = {  # --quick: a smoke run of a few minutes (texts cut to 800 rows: featurizing)
+    "digits": Spec("digits", budget=60, batch=20),
+    "segment": Spec("segment", budget=60, batch=20),
+    "stackoverflow20": Spec("stackoverflow20", budget=120, batch=40, rows=800),
 }
 
 
@@ -129,16 +131,26 @@ class LabeledSet:
     sha256: str
 
 
-def load(name: str, data_dir: Path = DATA) -> LabeledSet:
+def load(name: str, data_dir: Path = DATA, rows: int | None = None) -> LabeledSet:
+    """docs/data/<name>.jsonl; with `rows`, that many drawn with seed 0, in file order
+    (the name then says so, and so does the feature cache's key)."""
     path = data_dir / f"{name}.jsonl"
     blob = path.read_bytes()
-    rows = [json.loads(line) for line in blob.decode("utf-8").splitlines() if line.strip()]
+    records = [json.loads(line) for line in blob.decode("utf-8").splitlines() if line.strip()]
+    if rows is not None and rows < len(records):
+        keep = np.sort(np.random.default_rng(0).choice(len(records), rows, replace=False))
+        records = [records[i] for i in keep]
+        name = f"{name}-{rows}rows"
+    return _labeled(name, records, hashlib.sha256(blob).hexdigest())
+
+
+def _labeled(name: str, rows: list[dict], sha256: str) -> LabeledSet:
     kind = "text" if "text" in rows[0] else "features"
     classes = sorted({str(row["label"]) for row in rows})
     index = {label: i for i, label in enumerate(classes)}
     y = np.asarray([index[str(row["label"])] for row in rows], dtype=np.int64)
     raw = [row[kind] for row in rows]
-    return LabeledSet(name, kind, raw, y, classes, hashlib.sha256(blob).hexdigest())
+    return LabeledSet(name, kind, raw, y, classes, sha256)
 
 
 def featurize(data: LabeledSet, cache: Path = CACHE) -> tuple[np.ndarray, str, float]:
@@ -341,7 +353,7 @@ def table(results: dict[str, Any], judge: str, names: list[str]) -> str:
     """The printed table of one judge: a row per set and strategy, and the mean saving."""
     lines = [
         f"judge: {'server ensemble' if judge == 'server' else 'independent (LogReg)'}",
-        f"{'set':<16}{'strategy':<14}{'target':>7}{'needed':>8}{'saving':>8}{'auc':>7}"
+        f"{'set':<24}{'strategy':<14}{'target':>7}{'needed':>8}{'saving':>8}{'auc':>7}"
         f"{'worst':>8}{'at':>6}{'spread':>8}",
     ]
     savings: dict[str, list[float]] = {}
@@ -357,10 +369,16 @@ def table(results: dict[str, Any], judge: str, names: list[str]) -> str:
             flag = "" if s["within_spread"] else " !"
             label = shown if shown == name else f"{shown}={name}"
             lines.append(
-                f"{set_name:<16}{label:<14}{s['target']:7.3f}{needed:>8}"
+                f"{set_name:<24}{label:<14}{s['target']:7.3f}{needed:>8}"
                 f"{s['saving']:8.0%}{s['auc']:7.3f}{s['worst']:+8.3f}{s['worst_at']:6d}"
                 f"{s['spread_at_worst']:8.3f}{flag}"
             )
+    lines.append(
+        "(needed: labels to reach random's accuracy at the budget, `target`; saving = 1 -"
+        " needed / budget; auc: mean accuracy over the budget; worst: the worst checkpoint"
+        " difference to random, at `at` labels; spread: random's seed std there; !: below"
+        " random by more than its spread at a checkpoint)"
+    )
     lines.append(
         "mean saving: "
         + ", ".join(f"{name} {np.mean(v):.0%} ({len(v)} sets)" for name, v in savings.items())
@@ -375,7 +393,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--quick", action="store_true", help="3 sets, small budgets, 2 seeds")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument(
+        "--table", type=Path, help="only print the tables of a JSON this wrote (even partial)"
+    )
     args = parser.parse_args(argv)
+    if args.table:
+        report = json.loads(args.table.read_text(encoding="utf-8"))
+        print_tables(report["sets"], report["strategies"])
+        return report["sets"]
     import torch
 
     torch.set_num_threads(1)
@@ -397,7 +422,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for name, spec in specs.items():
         began = time.perf_counter()
-        data = load(name)
+        data = load(name, rows=spec.rows)
         X, featurizer, featurize_seconds = featurize(data)
         print(
             f"{name}: {len(data.y)} items, {len(data.classes)} classes, {featurizer} "
@@ -424,6 +449,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(_report(results, shown), indent=1))
     print(f"\nstrategies: {', '.join(shown)}; aliases {aliases}; {seeds} seeds")
+    print_tables(results, shown)
+    print(f"written: {args.out}")
+    return results
+
+
+def print_tables(results: dict[str, Any], shown: list[str]) -> None:
     for judge in JUDGES:
         print()
         print(table(results, judge, shown))
@@ -431,8 +462,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "\nwall seconds per set: "
         + ", ".join(f"{k} {v['wall_seconds']:.0f}" for k, v in results.items())
     )
-    print(f"written: {args.out}")
-    return results
 
 
 def _report(results: dict[str, Any], shown: list[str]) -> dict[str, Any]:

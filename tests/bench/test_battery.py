@@ -1,5 +1,7 @@
 """The battery's arithmetic and plumbing (bench/bench_battery.py), on tiny synthetic sets."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,15 @@ def test_the_default_strategy_is_read_from_the_model_and_unknown_ones_are_skippe
     assert aliases == {"default": DEFAULT_ACQUISITION}
     assert run[0] == "random" and DEFAULT_ACQUISITION in run
     assert skipped == ["no-such-thing"]
+
+
+def test_a_set_cut_to_fewer_rows_keeps_a_seeded_draw_in_file_order(tmp_path):
+    rows = [{"external_id": f"r{i}", "text": f"text {i}", "label": "ab"[i % 2]} for i in range(10)]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    whole = battery.load("s", tmp_path)
+    cut = battery.load("s", tmp_path, rows=4)
+    again = battery.load("s", tmp_path, rows=4)
+    assert len(whole.raw) == 10 and whole.name == "s"
+    assert len(cut.raw) == 4 and cut.name == "s-4rows"
+    assert cut.raw == again.raw == sorted(cut.raw, key=lambda t: int(t.split()[1]))
+    assert cut.sha256 == whole.sha256  # the file's hash; the name tells the cut apart
