@@ -40,6 +40,7 @@ OUT = ROOT / "var" / "battery.json"
 JUDGES = ("server", "independent")
 DEFAULT_STRATEGIES = ("random", "margin", "bald", "cal", "default", "auto")
 CHECKPOINTS_PER_CLASS = (2, 5, 10)
+JUDGE_C = 1.0  # the independent judge's C (scikit-learn's default; see IndependentJudge)
 TEST_SEED = 12345  # the held-out split is the same for every strategy and seed
 
 
@@ -182,9 +183,15 @@ def split(n: int, test_fraction: float = 0.25, max_test: int = 1000) -> tuple[np
 class IndependentJudge:
     """LogisticRegression trained on the labeled rows, scored on the test rows: on TF-IDF
     (word 1-2-grams, sublinear tf, vocabulary from the training pool's texts) for texts, on
-    the features standardized with the pool's statistics otherwise."""
+    the features standardized with the pool's statistics otherwise. `C` is the inverse L2
+    strength: scikit-learn's default 1.0 underfits with few labels per class (random 120 /
+    600 labels: 0.22 / 0.74 on stackoverflow20, 0.07 / 0.43 on hwu64, against 0.43 / 0.79
+    and 0.24 / 0.59 with C=10)."""
 
-    def __init__(self, data: LabeledSet, train: np.ndarray, test: np.ndarray):
+    def __init__(
+        self, data: LabeledSet, train: np.ndarray, test: np.ndarray, *, C: float = JUDGE_C
+    ):
+        self.C = C
         if data.kind == "text":
             from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -207,7 +214,7 @@ class IndependentJudge:
         if len(np.unique(y)) < 2:
             majority = np.bincount(y).argmax() if len(y) else 0
             return float((self.test_y == majority).mean())
-        model = LogisticRegression(max_iter=1000)
+        model = LogisticRegression(C=self.C, max_iter=1000)
         model.fit(self.pool[labeled], y)
         return float((model.predict(self.test) == self.test_y).mean())
 
@@ -294,13 +301,14 @@ def run_set(
     batch: int,
     seeds: int,
     ensemble_params: dict[str, Any] | None = None,
+    judge_c: float = JUDGE_C,
     log=print,
 ) -> dict[str, Any]:
     """Replay every strategy and seed on one set; both judges' accuracy after each round."""
     from sampler.simulate import simulate
 
     train, test = split(len(data.y))
-    judge = IndependentJudge(data, train, test)
+    judge = IndependentJudge(data, train, test, C=judge_c)
     n_classes = len(data.classes)
     runs: dict[str, dict[str, list[list[float]]]] = {j: {} for j in JUDGES}
     labels: list[int] = []
@@ -393,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--quick", action="store_true", help="3 sets, small budgets, 2 seeds")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--judge-c", type=float, default=JUDGE_C, help="LogisticRegression C")
     parser.add_argument(
         "--table", type=Path, help="only print the tables of a JSON this wrote (even partial)"
     )
@@ -437,9 +446,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             budget=spec.budget,
             batch=spec.batch,
             seeds=seeds,
+            judge_c=args.judge_c,
             log=lambda line: print(line, flush=True),
         )
         result.update(
+            judge_c=args.judge_c,
             featurizer=featurizer,
             sha256=data.sha256,
             aliases=aliases,
