@@ -8,6 +8,10 @@ round by two models: the server's own ensemble (what simulate records) and an in
 one, scikit-learn's LogisticRegression on TF-IDF of the texts (or on the standardized
 features), because users train their own models on the labels.
 
+The baseline `random` picks uniformly at random from the first label on (uniform_random),
+as a user without the server would; every other strategy starts with the server's cold
+start, as in production.
+
 Per judge, set and strategy (curves are means over seeds):
 - saving: 1 - labels needed to reach random's accuracy at the full budget / budget
   (linear interpolation between rounds; 0 when never reached, marked "-");
@@ -292,6 +296,44 @@ def summarize(
 # ---------------------------------------------------------------- running
 
 
+def uniform_random(
+    X: np.ndarray,
+    y: np.ndarray,
+    n_classes: int,
+    *,
+    budget: int,
+    batch_size: int,
+    seed: int,
+    test_X: np.ndarray,
+    test_y: np.ndarray,
+    ensemble_params: dict[str, Any] | None = None,
+    **_: Any,
+) -> list[dict[str, Any]]:
+    """The baseline: simulate's rounds and records, but every pick uniformly at random from
+    the first round on (simulate's "random" strategy picks by the cold start until the
+    ensemble can train; a user picking at random does not). The server's ensemble is
+    trained and scored exactly as simulate does (its _train / _accuracy, the same seeds,
+    no model while cold_start_needed)."""
+    from sampler.simulate import _accuracy, _train, cold_start_needed
+
+    order = np.random.default_rng(seed).permutation(len(y))
+    params = dict(ensemble_params or {})
+    curve = []
+    for number, size in enumerate(range(batch_size, budget + batch_size, batch_size), 1):
+        size = min(size, budget, len(y))
+        labeled = order[:size]
+        is_labeled = np.zeros(len(y), dtype=bool)
+        is_labeled[labeled] = True
+        model = None
+        if not cold_start_needed(y[labeled], n_classes, batch_size):
+            model = _train(X, y, labeled, n_classes, params, seed, number)
+        accuracy = _accuracy(model, X, y, is_labeled, n_classes, test_X, test_y)
+        curve.append({"labeled": size, "labeled_indices": labeled, "accuracy": accuracy})
+        if size >= min(budget, len(y)):
+            break
+    return curve
+
+
 def run_set(
     data: LabeledSet,
     X: np.ndarray,
@@ -316,7 +358,8 @@ def run_set(
     for name in strategies:
         began = time.perf_counter()
         for seed in range(seeds):
-            curve = simulate(
+            replay = uniform_random if name == "random" else simulate
+            curve = replay(
                 X[train],
                 data.y[train],
                 n_classes,
