@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/annotation
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test bench lint format venv services chromium clean
+.PHONY: run test bench battery lint format venv services chromium clean
 
 venv: $(STAMP)
 
@@ -37,6 +37,11 @@ test: venv services chromium
 bench: venv services
 	DATABASE_URL=$$(TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-database-url) \
 	CELERY_BROKER_URL=$(TEST_BROKER_URL) bin/bench
+
+# The battery of public labeled sets (docs/data): hours with every set and 5 seeds;
+# BATTERY_ARGS=--quick for a smoke run, e.g. --sets digits,segment --strategies random,margin.
+battery: venv
+	$(PY) -m bench.bench_battery $(BATTERY_ARGS)
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -1,5 +1,7 @@
 """The battery's arithmetic and plumbing (bench/bench_battery.py), on tiny synthetic sets."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -104,3 +106,54 @@ def test_the_default_strategy_is_read_from_the_model_and_unknown_ones_are_skippe
     assert aliases == {"default": DEFAULT_ACQUISITION}
     assert run[0] == "random" and DEFAULT_ACQUISITION in run
     assert skipped == ["no-such-thing"]
+
+
+def test_a_set_cut_to_fewer_rows_keeps_a_seeded_draw_in_file_order(tmp_path):
+    rows = [{"external_id": f"r{i}", "text": f"text {i}", "label": "ab"[i % 2]} for i in range(10)]
+    (tmp_path / "s.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    whole = battery.load("s", tmp_path)
+    cut = battery.load("s", tmp_path, rows=4)
+    again = battery.load("s", tmp_path, rows=4)
+    assert len(whole.raw) == 10 and whole.name == "s"
+    assert len(cut.raw) == 4 and cut.name == "s-4rows"
+    assert cut.raw == again.raw == sorted(cut.raw, key=lambda t: int(t.split()[1]))
+    assert cut.sha256 == whole.sha256  # the file's hash; the name tells the cut apart
+
+
+def test_the_random_baseline_picks_without_looking_at_the_features_from_the_first_round():
+    X, y = blobs(n=120)
+    other = np.random.default_rng(7).normal(size=X.shape).astype(np.float32)
+    common = {"budget": 30, "batch_size": 10, "seed": 2, "test_X": X[:20], "test_y": y[:20]}
+    params = {"ensemble_params": {"n_members": 2, "epochs": 5}}
+    a = battery.uniform_random(X, y, 3, **common, **params)
+    b = battery.uniform_random(other, y, 3, **common, **params)
+    assert [r["labeled"] for r in a] == [10, 20, 30]
+    assert [r["labeled_indices"].tolist() for r in a] == [r["labeled_indices"].tolist() for r in b]
+    assert set(a[0]["labeled_indices"].tolist()) <= set(a[1]["labeled_indices"].tolist())
+
+
+def test_the_battery_replays_random_as_the_uniform_baseline_and_the_rest_with_simulate(
+    monkeypatch,
+):
+    calls = []
+    uniform = battery.uniform_random
+
+    def recorded(*args, **kwargs):
+        calls.append(kwargs["strategy"])
+        return uniform(*args, **kwargs)
+
+    monkeypatch.setattr(battery, "uniform_random", recorded)
+    X, y = blobs(n=120)
+    data = battery.LabeledSet("blobs", "features", X.tolist(), y, ["a", "b", "c"], "")
+    result = battery.run_set(
+        data,
+        X,
+        ["random", "margin"],
+        budget=30,
+        batch=10,
+        seeds=2,
+        ensemble_params={"n_members": 2, "epochs": 5},
+        log=lambda line: None,
+    )
+    assert calls == ["random", "random"]
+    assert len(result["runs"]["server"]["margin"]) == 2
