@@ -13,7 +13,7 @@ from celery.exceptions import Retry
 
 from annotation.models import WebhookDelivery
 from annotation.services import dispatch, webhooks
-from annotation.services.items import items_import
+from annotation.services.imports import items_import
 from annotation.services.labeling import item_next_for
 from annotation.services.queue import annotation_submit
 from annotation.tasks import webhook_deliver_task
