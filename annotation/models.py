@@ -12,8 +12,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 
-# The names of sampler.acquisition.ACQUISITIONS; kept here so the web process does not have
-# to import PyTorch (tests/annotation/test_models.py checks the two lists agree).
+# The names of sampler.acquisition.ACQUISITIONS and "auto" (sampler.strategy); kept here so
+# the web process does not have to import PyTorch (tests/annotation/test_settings.py checks
+# the two lists agree).
 ACQUISITION_CHOICES = [
     ("vote_entropy", "Vote entropy (ensemble)"),
     ("consensus_entropy", "Consensus entropy (ensemble)"),
@@ -25,6 +26,7 @@ ACQUISITION_CHOICES = [
     ("margin", "Margin (single model)"),
     ("least_confidence", "Least confidence (single model)"),
     ("random", "Random"),
+    ("auto", "Auto: learns per project which strategy pays off (audit slice)"),
 ]
 
 # Measured with `make bench` (bench/bench_simulate.py, digits, B=200, b=20, 5 seeds): the

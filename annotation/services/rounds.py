@@ -29,6 +29,8 @@ from annotation.services.queue import item_affordable_exists, items_queue
 
 logger = logging.getLogger(__name__)
 
+AUTO = "auto"  # the acquisition that picks a strategy per round (sampler.strategy)
+AUTO_MIN_AUDIT = 2  # labeled audit items before a round's reward counts
 DIVERSITY_POOL = 5  # candidates kept per shard, in batches: the reduce step picks among them
 COLD_START_CANDIDATES = 20_000
 
@@ -233,6 +235,11 @@ def round_run(*, round_id: int) -> None:
     pool = _pool(project.pk)
     pool_size = pool.count()
     cold = len(y) < cold_start_threshold(project) or len(np.unique(y)) < 2
+    reason = ""
+    if cold and pool_size > 0:
+        rnd.strategy = "cold_start"
+    elif rnd.strategy == AUTO:
+        rnd.strategy, reason = _auto_strategy(project, rnd)
     # What the round decided so far goes to its row now: round_queue writes only what it
     # decides itself.
     Round.objects.filter(pk=round_id, status=Round.Status.RUNNING).update(
@@ -240,7 +247,8 @@ def round_run(*, round_id: int) -> None:
         budget_spent=project.spent,
         pool_size=pool_size,
         cold_start=cold and pool_size > 0,
-        strategy="cold_start" if cold and pool_size > 0 else rnd.strategy,
+        strategy=rnd.strategy,
+        strategy_reason=reason,
         heartbeat_at=timezone.now(),
     )
     if pool_size == 0:
@@ -289,6 +297,25 @@ def round_run(*, round_id: int) -> None:
         rnd.shard_count = len(bounds)
         rnd.save(update_fields=["model", "accuracy", "shard_count", "group_stats"])
         transaction.on_commit(lambda: _dispatch_pending_shards(rnd))
+
+
+def _auto_strategy(project: Project, rnd: Round) -> tuple[str, str]:
+    """Acquisition "auto" (sampler.strategy): credit every earlier round whose reward is
+    known (the audit accuracy of the next round's model, trained after its picks were
+    labeled), draw this round's strategy, and keep the bandit's state on the project.
+    Only one round of a project runs at a time, so the state has one writer."""
+    from annotation.selectors.rounds import round_audits
+    from sampler.strategy import choose, credit, new_state
+
+    state = project.strategy_state or new_state()
+    audits = round_audits(project=project)
+    for number, _, _ in list(state["pending"]):
+        n, correct = audits.get(number + 1, (0, 0))
+        if n >= AUTO_MIN_AUDIT:
+            credit(state, round_number=number, reward=correct / n)
+    strategy, reason = choose(state, round_number=rnd.number, seed=project.pk)
+    Project.objects.filter(pk=project.pk).update(strategy_state=state)
+    return strategy, reason
 
 
 def _adaptive_allocation(project, rnd, model, y, groups) -> dict:

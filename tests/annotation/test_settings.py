@@ -86,4 +86,4 @@ def test_acquisition_choices_match_the_sampler():
     from annotation.models import ACQUISITION_CHOICES
     from sampler.acquisition import ACQUISITIONS
 
-    assert {name for name, _ in ACQUISITION_CHOICES} == set(ACQUISITIONS)
+    assert {name for name, _ in ACQUISITION_CHOICES} == {*ACQUISITIONS, "auto"}

@@ -114,3 +114,36 @@ def test_wilson_interval_matches_the_textbook_values():
     low, high = wilson_interval(8, 10)
     assert (round(low, 3), round(high, 3)) == (0.49, 0.943)
     assert wilson_interval(0, 5)[0] == 0.0 and wilson_interval(5, 5)[1] == 1.0
+
+
+def test_auto_draws_a_strategy_says_why_and_keeps_its_state(eager):  # noqa: F811
+    from annotation.models import Project
+
+    project = trained_project(audit_share=0.2)
+    Project.objects.filter(pk=project.pk).update(acquisition="auto")
+    rnd = round_maybe_start(project_id=project.id)
+    rnd.refresh_from_db()
+    project.refresh_from_db()
+    assert rnd.strategy in ("margin", "bald", "random")
+    assert rnd.strategy_reason.startswith(f"auto: drew {rnd.strategy}")
+    assert project.strategy_state["pending"][0][0] == rnd.number
+    picked = Item.objects.filter(project=project, status="queued").exclude(acquisition="audit")
+    assert set(picked.values_list("acquisition", flat=True)) == {rnd.strategy}
+
+
+def test_auto_credits_a_round_with_the_next_rounds_audit_accuracy(eager):  # noqa: F811
+    from annotation.models import Project
+    from annotation.services.rounds import _auto_strategy
+
+    project = trained_project(audit_share=0.4)
+    Project.objects.filter(pk=project.pk).update(acquisition="auto")
+    first = round_maybe_start(project_id=project.id)
+    Item.objects.filter(project=project, status="queued").update(status="unlabeled")
+    Project.objects.filter(pk=project.pk).update(reserved=0)
+    second = round_maybe_start(project_id=project.id)
+    label_audit(project, second, [True, True, True, False])
+    project.refresh_from_db()
+    _auto_strategy(project, Round(project=project, number=second.number + 1))
+    project.refresh_from_db()
+    assert [r[0] for r in project.strategy_state["rewards"]] == [first.number]
+    assert project.strategy_state["rewards"][0][2] == 0.75
