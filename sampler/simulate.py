@@ -15,6 +15,7 @@ from sampler.acquisition import ACQUISITIONS, score_floor
 from sampler.ensemble import MLPEnsemble
 from sampler.pool import score_shard
 from sampler.selection import cold_start, select_under_budget
+from sampler.strategy import DEFAULT_AUDIT_SHARE, audit_size, choose, credit, new_state
 
 
 def cold_start_needed(labels: np.ndarray, n_classes: int, batch_size: int) -> bool:
@@ -36,6 +37,7 @@ def simulate(
     test_X: np.ndarray | None = None,
     test_y: np.ndarray | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    audit_share: float | None = None,
 ) -> list[dict[str, Any]]:
     """Label `batch_size` items per round until `budget` labels are spent (or the pool of
     X (N, d) runs out), then record the round.
@@ -48,6 +50,11 @@ def simulate(
     it scores the next round, and its accuracy on test_X / test_y (a held-out split; when
     not given, the still unlabeled rows of X) is recorded.
 
+    `audit_share` of each trained round's batch (sampler.strategy.audit_size; default 0.1
+    for "auto", 0 otherwise, as the server does) is picked uniformly at random, and the
+    model's accuracy on those picks recorded as 'audit_accuracy'. strategy "auto" draws
+    each round's strategy with sampler.strategy's bandit, rewarded by that accuracy.
+
     Returns one dict per round: {'round': 1, 2, ..., 'labeled': labels so far,
     'labeled_indices': those labels' indices into X (int64, in the order labeled, `initial`
     first), 'accuracy':
@@ -55,8 +62,11 @@ def simulate(
     round's wall time, choosing and training}. `progress` is called with each dict as it is
     recorded. Deterministic given `seed`.
     """
-    if strategy not in ACQUISITIONS:
+    if strategy not in ACQUISITIONS and strategy != "auto":
         raise KeyError(f"unknown acquisition function {strategy!r}")
+    if audit_share is None:  # the server's default for "auto", none for a fixed strategy
+        audit_share = DEFAULT_AUDIT_SHARE if strategy == "auto" else 0.0
+    bandit = new_state() if strategy == "auto" else None
     if budget < 0 or batch_size <= 0:
         raise ValueError("budget must be >= 0 and batch_size > 0")
     X = np.asarray(X, dtype=np.float32)
@@ -66,7 +76,6 @@ def simulate(
     is_labeled = np.zeros(len(y), dtype=bool)
     is_labeled[labeled] = True
     costs = np.ones(len(y))
-    floor = score_floor(strategy)
     model: MLPEnsemble | None = None
     previous: MLPEnsemble | None = None
     if not cold_start_needed(y[labeled], n_classes, batch_size):
@@ -78,31 +87,44 @@ def simulate(
         started = time.perf_counter()
         batch = min(batch_size, budget - len(labeled))
         pool = np.flatnonzero(~is_labeled)
+        audit_accuracy = None
         if model is None:
             used = "cold_start"
             picks = cold_start(
                 X[pool], costs[pool], remaining=batch, batch_size=batch, random_state=seed + number
             )
         else:
+            n_audit = min(audit_size(audit_share, batch), len(pool))
+            rng = np.random.default_rng([seed, number])
+            audit = rng.choice(len(pool), size=n_audit, replace=False)
+            if len(audit):  # the model's accuracy on uniform picks: unbiased on the pool
+                predicted = model.predict_proba(X[pool[audit]]).mean(0).argmax(1)
+                audit_accuracy = float((predicted == y[pool[audit]]).mean())
             used = strategy
+            if bandit is not None:
+                if len(audit):  # this model was trained after the last round's picks
+                    credit(bandit, round_number=number - 1, reward=audit_accuracy)
+                used, _ = choose(bandit, round_number=number, seed=seed)
+            rest = np.setdiff1d(np.arange(len(pool)), audit)
             scores = score_shard(
                 model,
-                X[pool],
-                strategy,
-                ids=pool,
+                X[pool[rest]],
+                used,
+                ids=pool[rest],
                 labeled_X=X[labeled],
                 previous_model=previous,
                 random_state=seed * 1_000_003 + number,
             )
-            picks = select_under_budget(
+            chosen = select_under_budget(
                 scores,
-                costs[pool],
-                remaining=batch,
-                batch_size=batch,
-                features=X[pool],
-                score_floor=floor,
+                costs[pool[rest]],
+                remaining=batch - len(audit),
+                batch_size=batch - len(audit),
+                features=X[pool[rest]],
+                score_floor=score_floor(used),
                 random_state=seed + number,
             )
+            picks = np.concatenate([rest[chosen], audit]).astype(np.int64)
         if len(picks) == 0:
             break
         labeled.extend(int(i) for i in pool[picks])
@@ -117,6 +139,7 @@ def simulate(
             "labeled_indices": np.asarray(labeled, dtype=np.int64),
             "accuracy": _accuracy(model, X, y, is_labeled, n_classes, test_X, test_y),
             "strategy": used,
+            "audit_accuracy": audit_accuracy,
             "seconds": time.perf_counter() - started,
         }
         curve.append(record)

@@ -21,8 +21,17 @@ import math
 import numpy as np
 
 ARMS = ("margin", "bald", "random")
+DEFAULT_AUDIT_SHARE = 0.1  # the server's Project.audit_share default
 GAMMA = 0.3  # share of uniform exploration among the arms
 MAX_HISTORY = 200  # rewards kept for the record
+
+
+def audit_size(share: float, batch_size: int) -> int:
+    """Items of a batch picked uniformly at random for the audit slice: `share` of it, at
+    least 2 when the share is above 0, at most half of the batch."""
+    if share <= 0:
+        return 0
+    return min(max(2, round(share * batch_size)), batch_size // 2)
 
 
 def new_state(arms: tuple[str, ...] = ARMS) -> dict:

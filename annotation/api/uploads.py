@@ -18,6 +18,8 @@ from django.core.files.uploadhandler import FileUploadHandler
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 
+from annotation.services.imports import json_too_deep
+
 
 class BodyTooLarge(RequestDataTooBig):
     """A request body over its cap (the API answers 413, naming the field)."""
@@ -63,12 +65,9 @@ class JSONParser(parsers.JSONParser):
         declared = request.META.get("CONTENT_LENGTH") if request is not None else None
         if limit is not None and declared and declared.isdigit() and int(declared) > limit:
             raise BodyTooLarge(limit, "body")
-        if limit is not None:
-            data = stream.read(limit + 1)
-            if len(data) > limit:
-                raise BodyTooLarge(limit, "body")
-            stream = io.BytesIO(data)
-        try:
-            return super().parse(stream, media_type, parser_context)
-        except RecursionError as exc:
-            raise ParseError("JSON parse error - the body is nested too deeply.") from exc
+        data = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(data) > limit:
+            raise BodyTooLarge(limit, "body")
+        if json_too_deep(data):
+            raise ParseError("JSON parse error - the body is nested too deeply.")
+        return super().parse(io.BytesIO(data), media_type, parser_context)

@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -57,13 +58,37 @@ class RowError(ValidationFailed):
         return {**super().as_dict(), "row": self.row}
 
 
+MAX_JSON_DEPTH = 256  # far below the interpreter's stack: json never recurses that deep
+_JSON_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+_JSON_TOKENS_BYTES = re.compile(_JSON_TOKENS.pattern.encode())
+
+
+def json_too_deep(text: str | bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether lists and objects in the JSON `text` nest deeper than `limit`, found without
+    parsing (so no RecursionError, which also leaves CPython's parser in a bad state). Text
+    with at most `limit` brackets is answered by counting alone."""
+    opening = ("[", "{") if isinstance(text, str) else (b"[", b"{")
+    if text.count(opening[0]) + text.count(opening[1]) <= limit:
+        return False
+    tokens = _JSON_TOKENS if isinstance(text, str) else _JSON_TOKENS_BYTES
+    depth = 0
+    for match in tokens.finditer(text):
+        token = match.group()
+        if token in ("[", "{", b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif len(token) == 1:  # a closing bracket (strings are at least two characters)
+            depth -= 1
+    return False
+
+
 def json_loads(text: str | bytes):
     """json.loads whose every failure is a ValueError: bad syntax, integers of more
-    digits than Python parses (4,300), nesting deeper than the interpreter's stack."""
-    try:
-        return json.loads(text)
-    except RecursionError as exc:
-        raise ValueError("it is nested too deeply") from exc
+    digits than Python parses (4,300), nesting deeper than MAX_JSON_DEPTH."""
+    if json_too_deep(text):
+        raise ValueError("it is nested too deeply")
+    return json.loads(text)
 
 
 # --- parsing uploads ---------------------------------------------------------------------

@@ -87,7 +87,8 @@ _QUEUE_SQL = """
 UPDATE annotation_item AS item
 SET status = %(queued)s, queued_round = %(round)s, queue_rank = pick.rank - 1,
     score = pick.score, acquisition = pick.strategy, queued_at = %(now)s,
-    prediction = pick.prediction::jsonb
+    prediction = CASE WHEN pick.prediction IS NULL THEN item.prediction
+        ELSE coalesce(item.prediction, '{}'::jsonb) || pick.prediction::jsonb END
 FROM unnest(%(ids)s::bigint[], %(scores)s::float8[], %(strategies)s::varchar[],
             %(predictions)s::text[])
     WITH ORDINALITY AS pick(id, score, strategy, prediction, rank)
@@ -99,6 +100,8 @@ def items_queue(*, project_id: int, round_number: int, picks: list[Pick]) -> tup
     """Queue the picked items, best first, and reserve their cost; returns (items queued,
     cost reserved). `picks`: (item id, score or None, strategy that picked it ("audit" for
     the uniform audit slice), the model's prediction {"labels": [[name, p], ...]} or None).
+    A prediction replaces the item's "labels" and keeps its other keys (an imported Label
+    Studio prediction); None keeps what the item has.
 
     Items are taken with SKIP LOCKED (one being labeled late right now is left out), then
     the group rows, then the project row: the budget check under those locks is the

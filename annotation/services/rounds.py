@@ -516,10 +516,9 @@ def round_reduce(*, round_id: int) -> None:
 def audit_size(project: Project) -> int:
     """Items of a trained round's batch picked uniformly at random (the audit slice):
     audit_share of the batch, at least 2 when the share is above 0, at most half of it."""
-    if project.audit_share <= 0:
-        return 0
-    wanted = max(2, round(project.audit_share * project.batch_size))
-    return min(wanted, project.batch_size // 2)
+    from sampler.strategy import audit_size as size
+
+    return size(project.audit_share, project.batch_size)
 
 
 def _audit_ids(project: Project, rnd: Round, n: int, exclude: set[int]) -> list[int]:

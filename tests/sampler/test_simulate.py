@@ -39,6 +39,7 @@ def test_simulation_spends_the_budget_in_batches_and_learns():
         "labeled_indices",
         "accuracy",
         "strategy",
+        "audit_accuracy",
         "seconds",
     }
 

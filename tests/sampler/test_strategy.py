@@ -50,3 +50,28 @@ def test_the_state_survives_json():
     state = new_state()
     choose(state, round_number=1, seed=0)
     assert json.loads(json.dumps(state)) == state
+
+
+def test_simulate_runs_auto_with_an_audit_slice_in_every_trained_round():
+    from sampler.simulate import simulate
+    from tests.sampler.test_simulate import blobs
+
+    X, y = blobs()
+    curve = simulate(X, y, 3, strategy="auto", budget=100, batch_size=20, seed=0)
+    trained = [r for r in curve if r["strategy"] != "cold_start"]
+    assert trained and {r["strategy"] for r in trained} <= set(ARMS)
+    assert all(0 <= r["audit_accuracy"] <= 1 for r in trained)
+    assert curve[-1]["labeled"] == 100
+
+
+def test_a_fixed_strategy_has_no_audit_slice_unless_asked():
+    from sampler.simulate import simulate
+    from tests.sampler.test_simulate import blobs
+
+    X, y = blobs()
+    plain = simulate(X, y, 3, strategy="margin", budget=80, batch_size=20, seed=0)
+    audited = simulate(
+        X, y, 3, strategy="margin", budget=80, batch_size=20, seed=0, audit_share=0.2
+    )
+    assert all(r["audit_accuracy"] is None for r in plain)
+    assert any(r["audit_accuracy"] is not None for r in audited)

@@ -1,4 +1,7 @@
+import time
+
 import pytest
+from django.db import connection
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -24,6 +27,23 @@ def page(browser):
     # test's tables are flushed. Closing runs no unload handlers, so no release beacons.
     context.route("**/*", lambda route: route.abort())
     context.close()
+    requests_settle()
+
+
+def requests_settle(timeout: float = 5.0) -> None:
+    """Wait (bounded) until no other session on the test database is inside a statement
+    or a transaction: a request the page sent just before it closed may still be running
+    in the live server, and the test's flush must not race it for the same locks."""
+    deadline, quiet = time.monotonic() + timeout, 0
+    while time.monotonic() < deadline and quiet < 2:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            busy = cursor.fetchone()[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.05)
 
 
 def sign_in(page, live_server, user, password):

@@ -30,12 +30,15 @@ def staff_page(live_server, page):
 
 def test_project_list_shows_budget_progress_and_new_project(live_server, staff_page):
     user, page = staff_page
-    ProjectFactory(name="birds", budget=Decimal(4))
+    birds = ProjectFactory(name="birds", budget=Decimal(4))
+    MembershipFactory(project=birds, user=user, role="manager")
+    ProjectFactory(name="not-mine")  # staff see only their own projects (is_staff is the admin's)
     Project.objects.filter(name="birds").update(spent=Decimal(1))
     page.reload()
     bar = page.locator("#projects tr", has_text="birds").locator("[role=progressbar]")
     assert bar.get_attribute("aria-valuenow") == "25.0"
     assert page.locator("#new-project").is_visible()
+    assert "not-mine" not in page.inner_text("#projects")
 
 
 def test_project_list_without_projects_says_what_to_do(live_server, page):
