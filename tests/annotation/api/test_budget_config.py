@@ -1,8 +1,10 @@
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
-from annotation.models import BudgetGroup, Item
+from annotation.models import Annotation, BudgetGroup, Item
 from tests.conftest import api_client
 from tests.factories import ItemFactory, MembershipFactory, ProjectFactory, queue
 
@@ -31,7 +33,10 @@ def test_group_allocations_cannot_exceed_the_budget(project, manager):
 
 
 def test_group_needs_share_or_budget(project, manager):
-    assert put_groups(manager, project, [{"name": "a"}]).status_code == 400
+    response = put_groups(manager, project, [{"name": "a"}])
+    assert response.status_code == 400
+    assert "share" in str(response.json())
+    assert not BudgetGroup.objects.exists()
 
 
 def test_group_share_over_one_is_refused(project, manager):
@@ -60,6 +65,7 @@ def test_lowering_a_group_unqueues_what_no_longer_fits(project, manager):
 
 def test_annotator_cannot_set_groups(project, annotator):
     assert put_groups(annotator, project, [{"name": "a", "budget": 1}]).status_code == 403
+    assert not BudgetGroup.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -121,3 +127,22 @@ def test_export_marks_out_of_scope_labels(project, manager, annotator):
 
     records = json.loads(b"".join(response.streaming_content))
     assert [(r["label"], r["out_of_scope"]) for r in records] == [("junk", True), ("cat", False)]
+
+
+def test_daily_quota_counts_only_todays_labels(project, manager, annotator):
+    items = ItemFactory.create_batch(4, project=project)
+    queue(project, items)
+    MembershipFactory._meta.model.objects.filter(project=project, user=annotator).update(
+        quota_daily=1
+    )
+    client = api_client(annotator)
+    first = client.post(f"/api/projects/{project.id}/next/").json()["item"]
+    client.post(
+        f"/api/projects/{project.id}/annotations/",
+        {"item": first["id"], "label": "cat"},
+        format="json",
+    )
+    assert client.post(f"/api/projects/{project.id}/next/").json()["state"] == "quota_reached"
+    yesterday = timezone.now() - timedelta(days=1)
+    Annotation.objects.filter(annotator=annotator).update(created_at=yesterday)
+    assert client.post(f"/api/projects/{project.id}/next/").json()["state"] == "ok"

@@ -113,9 +113,33 @@ def test_label_for_unknown_item_is_404(project, annotator):
     assert label(annotator, project, 999999).status_code == 404
 
 
-def test_outsider_cannot_label(project, outsider):
+def test_outsider_gets_no_item(project, outsider):
     queue(project, ItemFactory.create_batch(1, project=project))
     assert next_for(outsider, project).status_code == 404
+
+
+def test_outsider_cannot_label_an_item_leased_to_a_member(project, annotator, outsider):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    assert label(outsider, project, item_id).status_code == 404
+    assert not Annotation.objects.exists()
+    assert Item.objects.get(pk=item_id).leased_to == annotator
+
+
+def test_a_lease_left_active_after_its_item_was_freed_is_closed_and_the_item_leased(
+    project, annotator
+):
+    (item,) = ItemFactory.create_batch(1, project=project)
+    queue(project, [item])
+    other = MembershipFactory(project=project).user
+    stale = Assignment.objects.create(
+        item=item, user=other, status="active", expires_at=timezone.now() - timedelta(hours=1)
+    )
+    body = next_for(annotator, project).json()
+    assert (body["state"], body["item"]["id"]) == ("ok", item.id)
+    stale.refresh_from_db()
+    assert stale.status == "expired"
+    assert Assignment.objects.get(item=item, status="active").user == annotator
 
 
 def skip(user, project, item_id):

@@ -113,26 +113,6 @@ def domain_cases(strategy, operation, domain: dict[str, list]):
 
 INT_COLUMN_MAX = 2**31 - 1  # PostgreSQL `integer`: a PositiveIntegerField's column
 
-QUOTA_OVERFLOW = (
-    "BUG: POST /api/projects/{id}/members/ with quota_total or quota_daily above 2**31-1 is "
-    "a 500 (DataError: integer out of range), not a 400: MembershipInSerializer "
-    "(annotation/api/serializers.py) gives the quota fields no max_value, and the "
-    "PositiveIntegerField columns of Membership cannot hold them"
-)
-
-
-def quota_overflow(case) -> bool:
-    body = case.body if isinstance(case.body, dict) else {}
-    return any(
-        isinstance(body.get(field), int) and body[field] > INT_COLUMN_MAX
-        for field in ("quota_total", "quota_daily")
-    )
-
-
-# Known 5xx answers, each a real bug: operation label -> (does this case hit it?, reason).
-# A 5xx that matches is reported as xfail with the reason; any other 5xx fails the test.
-KNOWN_SERVER_ERRORS: dict = {}  # the quota overflow (QUOTA_OVERFLOW) is fixed: none left
-
 
 @pytest.fixture
 def world():
@@ -175,12 +155,10 @@ def test_the_schema_lists_every_api_operation():
 )
 def test_no_server_error(operation, mode, world):
     staff, project = world
-    known_bug, reason = KNOWN_SERVER_ERRORS.get(operation.label, (lambda case: False, ""))
     key = token_for(staff)
     headers = {"Authorization": f"Token {key}"}
     path_parameters = {"id": project.pk} if "{id}" in operation.path else None
     failures: list[str] = []
-    known: list[str] = []
 
     strategy = operation.as_strategy(mode, path_parameters=path_parameters)
     if mode == GenerationMode.POSITIVE:
@@ -212,7 +190,7 @@ def test_no_server_error(operation, mode, world):
         try:
             case.validate_response(response, checks=[not_a_server_error], headers=headers)
         except FailureGroup as exc:  # the message has a curl command to reproduce it
-            (known if known_bug(case) else failures).append(str(exc))
+            failures.append(str(exc))
         # DELETE /api/auth/token/ revokes the token: give the same key back for what follows.
         Token.objects.get_or_create(user=staff, defaults={"key": key})
 
@@ -220,8 +198,6 @@ def test_no_server_error(operation, mode, world):
     assert failures == [], f"{len(failures)} 5xx answers; the first ones:\n" + "\n\n".join(
         failures[:3]
     )
-    if known:
-        pytest.xfail(f"{reason} ({len(known)} generated cases hit it)")
 
 
 def test_a_member_quota_too_large_for_its_column_is_a_400(world):
