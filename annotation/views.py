@@ -115,6 +115,12 @@ def _dashboard_context(request, pk: int) -> dict:
             y_label="estimated accuracy (out-of-bag)",
             y_max=1.0,
         ),
+        "audit_chart": line_chart(
+            [(r.labeled_count, r.audit_accuracy) for r in rounds if r.audit_accuracy is not None],
+            x_label="labels",
+            y_label="accuracy on the random audit slice (unbiased)",
+            y_max=1.0,
+        ),
         "groups": project.budget_groups.all(),
         "running": next((r for r in rounds if r.status == "running"), None),
     }
