@@ -36,6 +36,7 @@ urlpatterns = [
     path("projects/<int:pk>/rounds/", views.RoundsView.as_view(), name="api-rounds"),
     path("projects/<int:pk>/export/", views.ExportView.as_view(), name="api-export"),
     path("projects/<int:pk>/predictions/", views.PredictionsView.as_view(), name="api-predictions"),
+    path("projects/<int:pk>/model/", views.ModelView.as_view(), name="api-model"),
     path("projects/<int:pk>/webhooks/", views.WebhooksView.as_view(), name="api-webhooks"),
     path(
         "projects/<int:pk>/webhooks/<int:hook>/",

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from django.db.models import Count, Q
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import (
@@ -13,7 +13,7 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -40,7 +40,7 @@ from annotation.api.uploads import JSONParser
 from annotation.models import Item, Membership, Project
 from annotation.selectors.items import item_list, item_predictions
 from annotation.selectors.projects import project_for_member, project_list_for
-from annotation.selectors.rounds import round_list
+from annotation.selectors.rounds import project_featurizer_name, round_latest_model, round_list
 from annotation.services.budgets import budget_groups_set
 from annotation.services.exports import CURSOR_HEADER, EXPORT_FORMATS, export_stream, stream_jsonl
 from annotation.services.formats import labelstudio_import, labelstudio_split
@@ -425,6 +425,28 @@ class PredictionsView(APIView):
         response["Content-Disposition"] = (
             f'attachment; filename="project-{project.pk}-predictions.jsonl"'
         )
+        return response
+
+
+class ModelView(APIView):
+    """Managers: the latest trained ensemble as a file for plain PyTorch (README, "The
+    trained model"): `torch.load(f, weights_only=True)`. Class i is the project's
+    labels[i]; `X-Featurizer` names what turned items into its inputs, `X-Model-Round`
+    the round that trained it."""
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes})
+    def get(self, request, pk: int):
+        project = project_for(request, pk, manager=True)
+        latest = round_latest_model(project=project)
+        if latest is None:
+            raise NotFound("No model yet: the first trained round has not finished.")
+        number, data = latest
+        response = HttpResponse(data, content_type="application/octet-stream")
+        response["Content-Disposition"] = (
+            f'attachment; filename="project-{project.pk}-round-{number}.pt"'
+        )
+        response["X-Model-Round"] = str(number)
+        response["X-Featurizer"] = project_featurizer_name(project)
         return response
 
 

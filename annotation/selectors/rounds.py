@@ -49,3 +49,23 @@ def round_list(*, project: Project) -> list[Round]:
             rnd.audit_accuracy = correct / n
             rnd.audit_low, rnd.audit_high = wilson_interval(correct, n)
     return rounds
+
+
+def round_latest_model(*, project: Project) -> tuple[int, bytes] | None:
+    """(round number, the ensemble's file) of the project's latest round that trained one
+    (sampler.ensemble.MLPEnsemble.to_bytes: a torch.save file), or None."""
+    row = (
+        Round.objects.filter(project=project, model__isnull=False)
+        .order_by("-number")
+        .values_list("number", "model")
+        .first()
+    )
+    return None if row is None else (row[0], bytes(row[1]))
+
+
+def project_featurizer_name(project: Project) -> str:
+    """What turned the project's items into the model's inputs: the text featurizer's name
+    ("minilm", "hashed"), "image" (16x16 grey pixels) or "features" (as given)."""
+    if project.kind == Project.Kind.TEXT:
+        return project.text_featurizer
+    return project.kind or ""
