@@ -120,6 +120,10 @@ def items_featurize(
     (a missing package), the project's `featurize_error` says so and nothing is retried
     until the next import. Returns (rows featurized, whether rows are left: the caller
     sends the task again, so one task never runs into the worker's time limit).
+
+    A project with no item featurized yet gets one batch of ANNOTATION_FEATURIZE_FIRST_BATCH
+    rows and the call returns: the caller starts a cold-start round on them (the first
+    items are on screen in seconds) and sends the task again for the rest.
     """
     batch_size = batch_size or settings.ANNOTATION_FEATURIZE_BATCH
     seconds = settings.ANNOTATION_FEATURIZE_SECONDS if seconds is None else seconds
@@ -131,6 +135,12 @@ def items_featurize(
         return _featurizer_missing(project_id, exc), False
     done = 0
     last_id = 0
+    first = (
+        featurize is not None
+        and not Item.objects.filter(project_id=project_id, vector__isnull=False).exists()
+    )
+    if first:
+        batch_size = min(batch_size, settings.ANNOTATION_FEATURIZE_FIRST_BATCH)
     while featurize is not None:
         if done and time.monotonic() > deadline:
             return done, True
@@ -152,6 +162,8 @@ def items_featurize(
             Project.objects.filter(pk=project_id).update(featurize_heartbeat_at=timezone.now())
         done += sum(1 for error in errors if not error)
         last_id = ids[-1]
+        if first and len(batch) == batch_size:
+            return done, True  # the first rows: a round can start on them now
     return done, False
 
 

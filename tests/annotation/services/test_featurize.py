@@ -141,3 +141,18 @@ def test_a_new_import_tries_a_failed_featurizer_again(sent, django_capture_on_co
     project.refresh_from_db()
     assert project.featurize_error == ""
     assert sent == [dispatch.FEATURIZE]
+
+
+def test_a_new_project_gets_its_first_rows_alone_so_a_round_can_start_on_them(settings):
+    settings.ANNOTATION_FEATURIZE_FIRST_BATCH = 3
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory.create_batch(8, project=project)
+    assert items_featurize(project_id=project.id, batch_size=100) == (3, True)
+    assert items_featurize(project_id=project.id, batch_size=100) == (5, False)
+
+
+def test_a_first_batch_that_holds_every_row_says_none_are_left(settings):
+    settings.ANNOTATION_FEATURIZE_FIRST_BATCH = 3
+    project = ProjectFactory(text_featurizer="hashed")
+    ItemFactory.create_batch(2, project=project)
+    assert items_featurize(project_id=project.id, batch_size=100) == (2, False)
