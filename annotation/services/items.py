@@ -122,8 +122,8 @@ def items_featurize(
     sends the task again, so one task never runs into the worker's time limit).
 
     A project with no item featurized yet gets one batch of ANNOTATION_FEATURIZE_FIRST_BATCH
-    rows and the call returns: the caller starts a cold-start round on them (the first
-    items are on screen in seconds) and sends the task again for the rest.
+    rows (0: no such batch) and the call returns: the caller starts a cold-start round on
+    them (the first items are on screen in seconds) and sends the task again for the rest.
     """
     batch_size = batch_size or settings.ANNOTATION_FEATURIZE_BATCH
     seconds = settings.ANNOTATION_FEATURIZE_SECONDS if seconds is None else seconds
@@ -137,6 +137,7 @@ def items_featurize(
     last_id = 0
     first = (
         featurize is not None
+        and settings.ANNOTATION_FEATURIZE_FIRST_BATCH > 0
         and not Item.objects.filter(project_id=project_id, vector__isnull=False).exists()
     )
     if first:
