@@ -353,3 +353,13 @@ def test_featurizers_are_registered_by_item_kind():
         "image": featurize_images,
         "features": featurize_vectors,
     }
+
+
+def test_warm_up_loads_the_hashing_featurizer_once_for_later_calls():
+    from sampler import features
+
+    features._text_projection.cache_clear()
+    features._hashers.cache_clear()
+    features.warm_up()
+    assert features._text_projection.cache_info().currsize == 1
+    assert features._hashers.cache_info().currsize == 1
