@@ -237,6 +237,40 @@
   }
 
   // --- screen ------------------------------------------------------------------------
+  // meta.highlight: [[start, end], ...] character offsets, or strings marked wherever they
+  // occur. Spans that overlap, fall outside the text or are malformed are left out.
+  function highlightSpans(text, highlight) {
+    if (!Array.isArray(highlight)) return [];
+    const spans = [];
+    for (const h of highlight.slice(0, 200)) {
+      if (typeof h === "string" && h.length > 0) {
+        for (let at = text.indexOf(h); at >= 0; at = text.indexOf(h, at + h.length)) {
+          spans.push([at, at + h.length]);
+        }
+      } else if (Array.isArray(h) && Number.isInteger(h[0]) && Number.isInteger(h[1])) {
+        if (h[0] >= 0 && h[1] > h[0] && h[1] <= text.length) spans.push([h[0], h[1]]);
+      }
+    }
+    spans.sort((a, b) => a[0] - b[0]);
+    const kept = [];
+    for (const span of spans) {
+      if (!kept.length || span[0] >= kept[kept.length - 1][1]) kept.push(span);
+    }
+    return kept;
+  }
+
+  function appendHighlighted(parent, text, highlight) {
+    let at = 0;
+    for (const [start, end] of highlightSpans(text, highlight)) {
+      parent.appendChild(document.createTextNode(text.slice(at, start)));
+      const mark = document.createElement("mark");
+      mark.textContent = text.slice(start, end);
+      parent.appendChild(mark);
+      at = end;
+    }
+    parent.appendChild(document.createTextNode(text.slice(at)));
+  }
+
   function render(item, note) {
     itemBox.replaceChildren();
     if (!item) return;
@@ -248,7 +282,7 @@
     } else if (item.text !== undefined) {
       const p = document.createElement("p");
       p.className = "text";
-      p.textContent = item.text; // never innerHTML: data is not markup
+      appendHighlighted(p, item.text, (item.meta || {}).highlight); // text nodes, never markup
       itemBox.appendChild(p);
     } else {
       const pre = document.createElement("pre");

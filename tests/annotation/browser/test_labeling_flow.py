@@ -207,3 +207,20 @@ def test_two_tabs_never_show_the_same_item(live_server, page):
     second.goto(page.url)
     second.wait_for_selector("#item p.text")
     assert second.inner_text("#item p.text") not in ("text 0", "text 1")
+
+
+def test_given_spans_are_highlighted_as_text_never_markup(live_server, page):
+    project = ProjectFactory(labels=["cat", "dog"], budget=5)
+    user = MembershipFactory(project=project).user
+    item = ItemFactory(
+        project=project,
+        text="call <b>me</b> at 5pm, at 5pm!",
+        meta={"highlight": [[5, 14], "5pm", [99, 120], "nope"]},
+    )
+    queue(project, [item])
+    sign_in(page, live_server, user, PASSWORD)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    page.wait_for_selector("#item p.text mark")
+    assert page.locator("#item p.text mark").all_inner_texts() == ["<b>me</b>", "5pm", "5pm"]
+    assert page.locator("#item p.text b").count() == 0
+    assert page.inner_text("#item p.text") == item.text
