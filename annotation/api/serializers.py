@@ -133,6 +133,7 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "audit_share",
             "group_mode",
             "group_floor",
+            "paused",
             "item_count",
             "labeled_count",
             "featurized_count",

@@ -27,6 +27,7 @@ CONFIG_FIELDS = (
     "audit_share",
     "group_mode",
     "group_floor",
+    "paused",
 )
 
 

@@ -52,6 +52,7 @@ class NextState:
     BUDGET_EXHAUSTED = "budget_exhausted"
     POOL_EXHAUSTED = "pool_exhausted"
     QUOTA_REACHED = "quota_reached"
+    PAUSED = "paused"
 
 
 # --- ledgers (callers hold the item rows; these take group, then project) -----------------
@@ -327,7 +328,13 @@ def item_lease(
     never get the same item; the Assignment constraint backs this up in the database.
     `exclude`: items the caller already holds and shows (the labeling page's current and
     prefetched items): not handed back, so the caller may hold one more.
-    Expired leases found on the way are released (item_leases_expire)."""
+    Expired leases found on the way are released (item_leases_expire).
+
+    A paused project (Project.paused, set by a manager) hands out nothing, not even an
+    item the caller holds: (None, PAUSED). Labels for items already on screen are still
+    accepted: annotation_submit does not look at `paused`."""
+    if project.paused:
+        return None, NextState.PAUSED, False
     if _has_quota(project, user) and annotator_quota_reached(project=project, user=user):
         held = _held_item(project, user, exclude)
         return (held, NextState.OK, False) if held else (None, NextState.QUOTA_REACHED, False)
