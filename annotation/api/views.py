@@ -283,7 +283,9 @@ class LeaseView(APIView):
         project = project_for(request, pk)
         # The page releases with navigator.sendBeacon, which cannot set headers: its form
         # body carries the CSRF token, checked by the session authentication, not a field.
-        fields = {k: v for k, v in request.data.items() if k != "csrfmiddlewaretoken"}
+        fields = request.data  # not an object: the serializer answers 400
+        if isinstance(fields, dict):
+            fields = {k: v for k, v in fields.items() if k != "csrfmiddlewaretoken"}
         data = LeaseInSerializer(data=fields)
         data.is_valid(raise_exception=True)
         action = item_lease_renew if data.validated_data["action"] == "renew" else item_release
