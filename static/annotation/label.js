@@ -25,7 +25,10 @@
     budget_exhausted: "The budget is spent: thank you. This page checks again by itself in case it is raised.",
     pool_exhausted: "Every item is labeled or queued: nothing more to label for now. This page checks again by itself.",
     quota_reached: "You have given all the labels your quota allows in this project.",
+    paused: "This project is paused by a manager. Your labels so far are kept; this page carries on by itself when it is resumed.",
   };
+  // How soon to ask again when there is nothing to show, by NextState (ms).
+  const RETRY = { waiting: 1500, paused: 2000 };
 
   let current = null; // the item on screen, leased to us
   let ahead = null; // the next item, fetched ahead and leased to us
@@ -211,7 +214,7 @@
         }
         showCurrent();
         if (!current) {
-          poll = setTimeout(refill, aheadState === "waiting" ? 1500 : 5000);
+          poll = setTimeout(refill, RETRY[aheadState] || 5000);
           return;
         }
       }

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotation.models import Annotation, Item
+from annotation.models import Annotation, Item, Project
 from tests.annotation.browser.conftest import sign_in
 from tests.factories import PASSWORD, ItemFactory, MembershipFactory, ProjectFactory, queue
 
@@ -207,3 +207,13 @@ def test_two_tabs_never_show_the_same_item(live_server, page):
     second.goto(page.url)
     second.wait_for_selector("#item p.text")
     assert second.inner_text("#item p.text") not in ("text 0", "text 1")
+
+
+def test_a_paused_project_says_so_and_carries_on_when_resumed(live_server, page):
+    project, user, items = open_page(live_server, page, n=0, paused=True)
+    page.wait_for_function(
+        "document.getElementById('status').textContent.includes('paused by a manager')"
+    )
+    queue(project, ItemFactory.create_batch(1, project=project, text="after the pause"))
+    Project.objects.filter(pk=project.pk).update(paused=False)
+    wait_text(page, "after the pause")
