@@ -156,6 +156,12 @@ class Project(models.Model):
         "(labels for items already on screen are still accepted; a manager may still start "
         "a round).",
     )
+    keymap = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Keys of the labeling page: {label: key}, one printable character each. "
+        "Labels not in it keep their default key (1-9, 0 by position) unless the map uses it.",
+    )
     # acquisition "auto": the strategy bandit's state (sampler), kept between rounds.
     strategy_state = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -28,6 +28,7 @@ CONFIG_FIELDS = (
     "group_mode",
     "group_floor",
     "paused",
+    "keymap",
 )
 
 

@@ -8,7 +8,8 @@
   const project = root.dataset.project;
   const csrf = root.dataset.csrf;
   const leaseSeconds = Number(root.dataset.leaseSeconds) || 600;
-  const labels = JSON.parse(document.getElementById("label-names").textContent);
+  // key -> label, as the server binds them (the project's key map, else 1-9 and 0).
+  const keyLabels = JSON.parse(document.getElementById("label-keys").textContent);
   const $ = (id) => document.getElementById(id);
   const itemBox = $("item");
   const statusBox = $("status");
@@ -452,11 +453,9 @@
       if (event.key === "?") toggleKeymap();
       return;
     }
-    // Keys 1..9 pick the first nine labels; 0 picks the tenth.
-    const n = event.key === "0" ? 10 : Number(event.key);
-    if (/^[0-9]$/.test(event.key) && n >= 1 && n <= Math.min(10, labels.length)) {
+    if (Object.prototype.hasOwnProperty.call(keyLabels, event.key)) {
       event.preventDefault();
-      choose(labels[n - 1]);
+      choose(keyLabels[event.key]);
     } else if (event.key === "s") {
       skip();
     } else if (event.key === "u") {
