@@ -7,7 +7,8 @@ and back: item_release (leased -> queued, free; the page was closed), item_skip 
 queued for the others, or skipped after ANNOTATION_SKIP_LIMIT skips: reservation
 released), item_leases_expire and item_unqueue (queued -> unlabeled: reservation
 released), items_skipped_return (skipped -> unlabeled), relabel (labeled -> labeled, no
-cost), late labels (an expired lease's owner labels after all: the cost is spent anew).
+cost), late labels (an expired or released lease's owner labels after all: the cost is
+spent anew).
 
 Budget ledgers: `spent + reserved <= budget` for the project and for each budget group,
 held by CHECK constraints; every change here is a conditional UPDATE, so the database
@@ -591,8 +592,10 @@ def annotation_submit(
 
     - the item is queued and leased to the user (even if the lease has run out but was not
       released yet): the label is stored, the reserved cost is spent (one statement);
-    - the user's lease expired and was released: the late label is accepted while nobody
-      else holds or labeled the item and the budget allows it, else 409. If a round
+    - the user's lease expired and was released, or their page released it (a reload's
+      release beacon may arrive after the new page got the item back and showed it): the
+      late label is accepted while nobody else holds or labeled the item and the budget
+      allows it, else 409. If a round
       queued the item again (free), its new reservation is spent; if it is back in the
       pool, its cost is spent anew where it fits;
     - the user already labeled it: same label -> nothing changes (idempotent), another
@@ -612,7 +615,7 @@ def annotation_submit(
         item = _item_for_update(project=project, item_id=item_id)
         if item.status == Item.Status.LABELED:
             return _relabel(project, user, item, label), False
-        if item.leased_to_id is None and _lease_expired_for(item, user):
+        if item.leased_to_id is None and _lease_lost_by(item, user):
             if item.status == Item.Status.QUEUED:  # queued again by a round, and free
                 annotation = _label_reserved(project, user, item_id, label, free_ok=True)
                 if annotation is None:
@@ -623,10 +626,16 @@ def annotation_submit(
         raise Conflict("This item is not assigned to you.", field="item")
 
 
-def _lease_expired_for(item: Item, user) -> bool:
-    return Assignment.objects.filter(
-        item_id=item.pk, user=user, status=Assignment.Status.EXPIRED
-    ).exists()
+def _lease_lost_by(item: Item, user) -> bool:
+    """Whether the user's latest lease of the item ended with neither their label nor
+    their skip: it expired, or it was released."""
+    last = (
+        Assignment.objects.filter(item_id=item.pk, user=user)
+        .order_by("-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return last in (Assignment.Status.EXPIRED, Assignment.Status.RELEASED)
 
 
 def _label_reserved(
