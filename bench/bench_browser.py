@@ -66,6 +66,7 @@ PAUSE_S = 0.150
 GOAL_P95_MS = 50.0
 WAIT_MS = 10_000  # the longest the driver waits for one item before it stops the run
 OUT = ROOT / "var" / "bench_browser.json"
+TEXT_JS = "document.querySelector('#item p.text')?.textContent"
 
 # Runs in every page before its own scripts: notes keys and item changes on the page's clock.
 PROBE_JS = """
@@ -175,7 +176,7 @@ def label_run(page, url: str, *, pause: float, items: int, seconds: float, seed:
     """Open the labeling page and label up to `items` items by keyboard within `seconds`."""
     rng = random.Random(seed)
     page.goto(url)
-    page.wait_for_function("window.__bench.shows.length >= 1", timeout=WAIT_MS)
+    page.wait_for_function(f"!!{TEXT_JS}", timeout=WAIT_MS)
     deadline = time.monotonic() + seconds
     pressed, stopped = 0, ""
     while pressed < items:
@@ -184,11 +185,15 @@ def label_run(page, url: str, *, pause: float, items: int, seconds: float, seed:
             break
         if pause:
             time.sleep(pause * rng.uniform(0.9, 1.1))  # reading and deciding
+        shown = page.evaluate(TEXT_JS)
         page.keyboard.press(str(rng.randint(1, len(LABELS))))
         pressed += 1
-        try:  # the next key once the next item is on screen
+        try:  # the next key once another item is on screen
             page.wait_for_function(
-                f"window.__bench.shows.length > {pressed}", timeout=WAIT_MS, polling="raf"
+                f"(old) => {{ const t = {TEXT_JS}; return !!t && t !== old; }}",
+                arg=shown,
+                timeout=WAIT_MS,
+                polling="raf",
             )
         except Exception:
             stopped = f"no item within {WAIT_MS / 1000:.0f} s after key {pressed}"
@@ -206,7 +211,17 @@ def label_run(page, url: str, *, pause: float, items: int, seconds: float, seed:
         name: [ms for url, ms in calls if url.endswith(f"/{name}/")]
         for name in ("next", "annotations")
     }
-    return {"pressed": pressed, "stopped": stopped, "dom": dom, "frame": frame, "api": api}
+    sent = int(page.inner_text("#session").split()[0])  # labels the server accepted
+    refused = page.inner_text("#sync")
+    return {
+        "pressed": pressed,
+        "stopped": stopped,
+        "dom": dom,
+        "frame": frame,
+        "api": api,
+        "sent": sent,
+        "refused": refused,
+    }
 
 
 def first_item_loads(page, url: str, loads: int) -> list[float]:
@@ -305,6 +320,11 @@ def main() -> int:
             for k in ("median_ms", "p95_ms", "max_ms")
         )
         print(f"{name:34}{cells}{s['n']:>6}  {goal}")
+    for name, run in (("(a)", paused), ("(b)", fast)):
+        print(
+            f"{name} {run['pressed']} keys, {run['sent']} labels accepted"
+            + (f"; the page says: {run['refused']}" if run["refused"] else "")
+        )
     print(
         f"labels stored {stored} of {pressed} keys; "
         + "; ".join(
