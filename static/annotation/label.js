@@ -8,8 +8,12 @@
   const project = root.dataset.project;
   const csrf = root.dataset.csrf;
   const leaseSeconds = Number(root.dataset.leaseSeconds) || 600;
-  // key -> label, as the server binds them (the project's key map, else 1-9 and 0).
-  const keyLabels = JSON.parse(document.getElementById("label-keys").textContent);
+  // key -> label, as the server binds them (the project's key map, else 1-9 and 0); in
+  // either case (the server refuses a map that would tell "c" from "C").
+  const keyLabels = {};
+  Object.entries(JSON.parse(document.getElementById("label-keys").textContent)).forEach(([key, label]) => {
+    keyLabels[key.toLowerCase()] = label;
+  });
   const $ = (id) => document.getElementById(id);
   const itemBox = $("item");
   const statusBox = $("status");
@@ -453,9 +457,10 @@
       if (event.key === "?") toggleKeymap();
       return;
     }
-    if (Object.prototype.hasOwnProperty.call(keyLabels, event.key)) {
+    const key = event.key.length === 1 ? event.key.toLowerCase() : "";
+    if (key && Object.prototype.hasOwnProperty.call(keyLabels, key)) {
       event.preventDefault();
-      choose(keyLabels[event.key]);
+      choose(keyLabels[key]);
     } else if (event.key === "s") {
       skip();
     } else if (event.key === "u") {
