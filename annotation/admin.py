@@ -106,6 +106,7 @@ class ProjectAdmin(admin.ModelAdmin):
         "acquisition",
         "batch_size",
         "round",
+        "paused",
     ]
     readonly_fields = ["kind", "spent", "reserved", "round", "created_at"]
     inlines = [BudgetGroupInline, MembershipInline]
@@ -133,7 +134,7 @@ class ProjectAdmin(admin.ModelAdmin):
                 ]
             },
         ),
-        ("Annotation", {"fields": ["lease_seconds", "created_at"]}),
+        ("Annotation", {"fields": ["paused", "lease_seconds", "created_at"]}),
     ]
 
     def get_readonly_fields(self, request, obj=None):

@@ -150,6 +150,18 @@ class Project(models.Model):
         "pool (at least 2 items when above 0): the model's accuracy on them, once labeled, "
         "is an unbiased estimate of its accuracy on the pool.",
     )
+    paused = models.BooleanField(
+        default=False,
+        help_text="Paused by a manager: no item is handed out and no round starts by itself "
+        "(labels for items already on screen are still accepted; a manager may still start "
+        "a round).",
+    )
+    keymap = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Keys of the labeling page: {label: key}, one printable character each. "
+        "Labels not in it keep their default key (1-9, 0 by position) unless the map uses it.",
+    )
     # acquisition "auto": the strategy bandit's state (sampler), kept between rounds.
     strategy_state = models.JSONField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,6 +17,7 @@ from annotation.models import (
 )
 from annotation.selectors.projects import (
     project_can_create,
+    project_label_keys,
     project_list_for,
     project_role_for,
     project_spend_over_time,
@@ -130,4 +131,11 @@ def _dashboard_context(request, pk: int) -> dict:
 @login_required
 def label_page(request, pk: int):
     project, role = _project_for(request, pk)
-    return render(request, "annotation/label.html", {"project": project, "role": role})
+    keys = project_label_keys(project=project)
+    context = {
+        "project": project,
+        "role": role,
+        "keys": keys,
+        "key_labels": {key: label for label, key in keys if key},
+    }
+    return render(request, "annotation/label.html", context)

@@ -32,8 +32,6 @@ import json
 import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -43,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import fresh_database, purge_broker
+from bench.common import free_port, fresh_database, purge_broker, start_gunicorn, stop_gunicorn
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get(
@@ -101,7 +99,10 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
     )
     words = ["good", "bad", "fine", "awful", "great", "meh", "service", "food", "price", "staff"]
     now = timezone.now()
-    columns = 'project_id, external_id, text, image, meta, cost, "group", status, acquisition'
+    columns = (
+        'project_id, external_id, text, image, meta, cost, "group", status, acquisition, '
+        "skip_count, featurize_error"
+    )
     with connection.cursor() as cursor:
         with cursor.copy(f"COPY annotation_item ({columns}, created_at) FROM STDIN") as copy:
             for i in range(POOL):
@@ -109,7 +110,7 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
                 cost = 2 if i % 4 == 0 else 1
                 meta = json.dumps({"n": i})
                 copy.write_row(
-                    (project.pk, f"r{i}", text, "", meta, cost, "", "unlabeled", "", now)
+                    (project.pk, f"r{i}", text, "", meta, cost, "", "unlabeled", "", 0, "", now)
                 )
     ids = list(
         Item.objects.filter(project=project).order_by("id").values_list("id", "cost")[:QUEUED]
@@ -136,72 +137,6 @@ def build_project(annotators: int) -> tuple[int, list[tuple[str, str]], dict[int
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return project.pk, [(t.user.username, t.key) for t in tokens], costs
-
-
-# --- the server -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(port: int, workers: int, threads: int, log_path: Path) -> subprocess.Popen:
-    log = open(log_path, "w")  # noqa: SIM115 (closed with the process)
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "config.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-class",
-            "gthread",
-            "--threads",
-            str(threads),
-            "--keep-alive",
-            "5",
-            "--backlog",
-            "256",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, **ENV},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    proc.log = log  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {proc.returncode}; see {log_path}")
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/api/projects/")
-            conn.getresponse().read()
-            conn.close()
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    stop_gunicorn(proc)
-    raise RuntimeError("gunicorn did not answer within 60 s")
-
-
-def stop_gunicorn(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # gunicorn's arbiter stops its workers on SIGTERM
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    proc.log.close()  # type: ignore[attr-defined]
 
 
 # --- the annotators ---------------------------------------------------------------------------
@@ -435,7 +370,7 @@ def main() -> int:
     port = free_port()
     log_path = ROOT / "var" / "bench-api-gunicorn.log"
     log_path.parent.mkdir(exist_ok=True)
-    server = start_gunicorn(port, args.workers, args.threads, log_path)
+    server = start_gunicorn(port, args.workers, args.threads, log_path, env=ENV)
     try:
         # Warm-up: every worker imports and connects before anything is timed.
         warm = Log()

@@ -59,6 +59,35 @@ def validate_labels(value: list[str]) -> list[str]:
     return value
 
 
+# Keys the labeling page keeps for itself (skip, change last, key map, filter, accept, back).
+RESERVED_KEYS = {"s": "skip", "u": "change the last label", "?": "the key map", "/": "the filter"}
+
+
+def validate_keymap(value) -> dict:
+    """{label: key}: one printable, non-blank character per label, no key twice, none of
+    the page's own keys (s, u, ?, /, Enter, Esc; letters in either case). The labels are
+    checked against the project's in ProjectSerializer.validate."""
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Give an object {label: key}.")
+    seen: dict[str, str] = {}
+    for label, key in value.items():
+        if not isinstance(key, str) or len(key) != 1 or not key.isprintable() or key.isspace():
+            raise serializers.ValidationError(
+                f"The key of {label!r} must be one printable character (not a space), not {key!r}."
+            )
+        if key.lower() in RESERVED_KEYS:
+            raise serializers.ValidationError(
+                f"{key!r} ({label!r}) is the page's key for {RESERVED_KEYS[key.lower()]}; "
+                "choose another (s, u, ?, /, Enter and Esc are taken)."
+            )
+        if key.lower() in seen:
+            raise serializers.ValidationError(
+                f"{label!r} and {seen[key.lower()]!r} both use the key {key!r}."
+            )
+        seen[key.lower()] = label
+    return value
+
+
 class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
     labels = serializers.ListField(
         child=serializers.CharField(max_length=200, allow_blank=False), validators=[validate_labels]
@@ -99,6 +128,12 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         default=0.1,
         help_text="adaptive: the least share of each batch every group gets (0 to 1).",
     )
+    keymap = serializers.JSONField(
+        required=False,
+        validators=[validate_keymap],
+        help_text='Keys of the labeling page: {label: key}, e.g. {"cat": "c"}. Labels not '
+        "in it keep their default key (1-9, 0 by position) unless the map uses it.",
+    )
     remaining = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True)
     item_count = serializers.IntegerField(read_only=True, default=0)
     labeled_count = serializers.IntegerField(read_only=True, default=0)
@@ -133,6 +168,8 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
             "audit_share",
             "group_mode",
             "group_floor",
+            "paused",
+            "keymap",
             "item_count",
             "labeled_count",
             "featurized_count",
@@ -159,6 +196,12 @@ class ProjectSerializer(StrictSerializer, serializers.ModelSerializer):
         if oos and oos not in labels:
             raise serializers.ValidationError(
                 {"out_of_scope_label": ["It must be one of the labels."]}
+            )
+        keymap = attrs.get("keymap", self.instance.keymap if self.instance else {})
+        unknown = sorted(set(keymap) - set(labels))
+        if unknown:
+            raise serializers.ValidationError(
+                {"keymap": [f"{unknown[0]!r} is not one of the labels: {', '.join(labels)}."]}
             )
         return attrs
 

@@ -53,6 +53,7 @@ from annotation.services.queue import (
     item_release,
     items_skipped_return,
 )
+from annotation.services.rounds import round_start_now
 from annotation.services.webhooks import webhook_create
 
 MANAGER = Membership.Role.MANAGER
@@ -186,7 +187,7 @@ NextOut = inline_serializer(
     {
         "item": serializers.DictField(allow_null=True),
         "state": serializers.ChoiceField(
-            ["ok", "waiting", "budget_exhausted", "pool_exhausted", "quota_reached"]
+            ["ok", "waiting", "budget_exhausted", "pool_exhausted", "quota_reached", "paused"]
         ),
         "spent": serializers.FloatField(),
         "budget": serializers.FloatField(),
@@ -282,7 +283,9 @@ class LeaseView(APIView):
         project = project_for(request, pk)
         # The page releases with navigator.sendBeacon, which cannot set headers: its form
         # body carries the CSRF token, checked by the session authentication, not a field.
-        fields = {k: v for k, v in request.data.items() if k != "csrfmiddlewaretoken"}
+        fields = request.data  # not an object: the serializer answers 400
+        if isinstance(fields, dict):
+            fields = {k: v for k, v in fields.items() if k != "csrfmiddlewaretoken"}
         data = LeaseInSerializer(data=fields)
         data.is_valid(raise_exception=True)
         action = item_lease_renew if data.validated_data["action"] == "renew" else item_release
@@ -345,6 +348,14 @@ class RoundsView(APIView):
             round_list(project=project), many=True, context={"manager": project.role == MANAGER}
         )
         return Response(rounds.data)
+
+    @extend_schema(request=None, responses={201: RoundSerializer})
+    def post(self, request, pk: int):
+        """Managers: start a round now, however long the queue (409 says why none can)."""
+        project = project_for(request, pk, manager=True)
+        started = round_start_now(project=project)
+        rnd = next(r for r in round_list(project=project) if r.pk == started.pk)
+        return Response(RoundSerializer(rnd, context={"manager": True}).data, status=201)
 
 
 # --- export -------------------------------------------------------------------------------

@@ -72,3 +72,16 @@ def project_spend_over_time(*, project: Project, points: int = 200) -> list[tupl
     if thinned[-1] != series[-1]:
         thinned.append(series[-1])
     return [(0.0, 0.0), *thinned] if thinned[0][1] > 0 else thinned
+
+
+def project_label_keys(*, project: Project) -> list[tuple[str, str]]:
+    """(label, key) for every label in order, as the labeling page binds them: the
+    project's `keymap` first; the others keep their default key (1-9 then 0, by position)
+    unless the map uses it ("" then: the button only)."""
+    custom = project.keymap or {}
+    taken = {key.lower() for key in custom.values()}
+    keys = []
+    for i, label in enumerate(project.labels):
+        default = str(i + 1) if i < 9 else "0" if i == 9 else ""
+        keys.append((label, custom.get(label) or (default if default not in taken else "")))
+    return keys

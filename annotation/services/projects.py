@@ -27,6 +27,8 @@ CONFIG_FIELDS = (
     "audit_share",
     "group_mode",
     "group_floor",
+    "paused",
+    "keymap",
 )
 
 

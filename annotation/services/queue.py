@@ -7,7 +7,8 @@ and back: item_release (leased -> queued, free; the page was closed), item_skip 
 queued for the others, or skipped after ANNOTATION_SKIP_LIMIT skips: reservation
 released), item_leases_expire and item_unqueue (queued -> unlabeled: reservation
 released), items_skipped_return (skipped -> unlabeled), relabel (labeled -> labeled, no
-cost), late labels (an expired lease's owner labels after all: the cost is spent anew).
+cost), late labels (an expired or released lease's owner labels after all: the cost is
+spent anew).
 
 Budget ledgers: `spent + reserved <= budget` for the project and for each budget group,
 held by CHECK constraints; every change here is a conditional UPDATE, so the database
@@ -52,6 +53,7 @@ class NextState:
     BUDGET_EXHAUSTED = "budget_exhausted"
     POOL_EXHAUSTED = "pool_exhausted"
     QUOTA_REACHED = "quota_reached"
+    PAUSED = "paused"
 
 
 # --- ledgers (callers hold the item rows; these take group, then project) -----------------
@@ -327,7 +329,13 @@ def item_lease(
     never get the same item; the Assignment constraint backs this up in the database.
     `exclude`: items the caller already holds and shows (the labeling page's current and
     prefetched items): not handed back, so the caller may hold one more.
-    Expired leases found on the way are released (item_leases_expire)."""
+    Expired leases found on the way are released (item_leases_expire).
+
+    A paused project (Project.paused, set by a manager) hands out nothing, not even an
+    item the caller holds: (None, PAUSED). Labels for items already on screen are still
+    accepted: annotation_submit does not look at `paused`."""
+    if project.paused:
+        return None, NextState.PAUSED, False
     if _has_quota(project, user) and annotator_quota_reached(project=project, user=user):
         held = _held_item(project, user, exclude)
         return (held, NextState.OK, False) if held else (None, NextState.QUOTA_REACHED, False)
@@ -584,8 +592,10 @@ def annotation_submit(
 
     - the item is queued and leased to the user (even if the lease has run out but was not
       released yet): the label is stored, the reserved cost is spent (one statement);
-    - the user's lease expired and was released: the late label is accepted while nobody
-      else holds or labeled the item and the budget allows it, else 409. If a round
+    - the user's lease expired and was released, or their page released it (a reload's
+      release beacon may arrive after the new page got the item back and showed it): the
+      late label is accepted while nobody else holds or labeled the item and the budget
+      allows it, else 409. If a round
       queued the item again (free), its new reservation is spent; if it is back in the
       pool, its cost is spent anew where it fits;
     - the user already labeled it: same label -> nothing changes (idempotent), another
@@ -605,7 +615,7 @@ def annotation_submit(
         item = _item_for_update(project=project, item_id=item_id)
         if item.status == Item.Status.LABELED:
             return _relabel(project, user, item, label), False
-        if item.leased_to_id is None and _lease_expired_for(item, user):
+        if item.leased_to_id is None and _lease_lost_by(item, user):
             if item.status == Item.Status.QUEUED:  # queued again by a round, and free
                 annotation = _label_reserved(project, user, item_id, label, free_ok=True)
                 if annotation is None:
@@ -616,10 +626,16 @@ def annotation_submit(
         raise Conflict("This item is not assigned to you.", field="item")
 
 
-def _lease_expired_for(item: Item, user) -> bool:
-    return Assignment.objects.filter(
-        item_id=item.pk, user=user, status=Assignment.Status.EXPIRED
-    ).exists()
+def _lease_lost_by(item: Item, user) -> bool:
+    """Whether the user's latest lease of the item ended with neither their label nor
+    their skip: it expired, or it was released."""
+    last = (
+        Assignment.objects.filter(item_id=item.pk, user=user)
+        .order_by("-id")
+        .values_list("status", flat=True)
+        .first()
+    )
+    return last in (Assignment.Status.EXPIRED, Assignment.Status.RELEASED)
 
 
 def _label_reserved(

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from annotation.errors import Conflict
 from annotation.models import AUDIT, BudgetGroup, Item, Project, Round, RoundShard
 from annotation.services import dispatch, webhooks
 from annotation.services.items import items_featurize_resend_if_stale
@@ -61,7 +62,9 @@ def _round_running(project_id: int) -> bool:
 
 
 def round_maybe_start(*, project_id: int) -> Round | None:
-    """Start a round if the free queue is under the low-water mark and none is running.
+    """Start a round if the free queue is under the low-water mark and none is running;
+    never on a paused project (Project.paused: the one place rounds start by themselves,
+    after hand-outs, skips and featurizing).
 
     Cheap when nothing is to be done (a bounded COUNT, then a look for a live round). The
     checks that read the pool (is there anything affordable to pick?) run before the
@@ -71,6 +74,8 @@ def round_maybe_start(*, project_id: int) -> Round | None:
     round task is enqueued after the commit.
     """
     project = Project.objects.get(pk=project_id)
+    if project.paused:
+        return None
     if _free_queue_at_least(project, project.low_water):
         return None
     items_featurize_resend_if_stale(project_id=project_id)
@@ -78,9 +83,46 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         return None
     if not _worth_a_round(project):
         return None
+    return _round_create(project_id, manual=False)
+
+
+def round_start_now(*, project: Project) -> Round:
+    """A manager starts a round now, however long the queue (and on a paused project too:
+    its queue is ready when it resumes). 409 naming why when none can start: a round is
+    running, no budget is left, or no featurized unlabeled item fits the budget."""
+    items_featurize_resend_if_stale(project_id=project.pk)
+    running = Round.objects.filter(project=project, status=Round.Status.RUNNING).first()
+    if running is not None and _round_running(project.pk):
+        raise Conflict(
+            f"Round {running.number} is running: the next one can start when it is done.",
+            code="round_running",
+        )
+    project.refresh_from_db(fields=["budget", "spent", "reserved"])
+    if project.remaining <= 0:
+        raise Conflict("No budget is left to queue items: raise the budget.", code="budget")
+    if not _pool(project.pk).exists():
+        raise Conflict(
+            "No unlabeled item is featurized yet: import items, or wait for featurizing.",
+            code="empty_pool",
+        )
+    if not item_affordable_exists(project=project, items=_pool(project.pk)):
+        raise Conflict("No unlabeled item fits the remaining budget.", code="budget")
+    rnd = _round_create(project.pk, manual=True)
+    if rnd is None:
+        raise Conflict("A round has just started: see the rounds below.", code="round_running")
+    return rnd
+
+
+def _round_create(project_id: int, *, manual: bool) -> Round | None:
+    """Under the project row lock: replace a stale running round, then create the next
+    round and send it after the commit. None if a live round is running, no budget is
+    left, the project is paused (automatic rounds) or the last round failed moments ago
+    (automatic rounds back off; a manager's start does not)."""
     replaced = False
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=project_id)
+        if project.paused and not manual:
+            return None
         if Round.objects.filter(project=project, status=Round.Status.RUNNING).exists():
             # A round step that holds its row (queueing its batch) is alive: SKIP LOCKED
             # leaves it be, and never waits for it while holding the project row.
@@ -104,6 +146,7 @@ def round_maybe_start(*, project_id: int) -> Round | None:
         last = Round.objects.filter(project=project).order_by("-number").first()
         if (
             not replaced
+            and not manual
             and last is not None
             and last.status == Round.Status.FAILED
             and last.finished_at is not None

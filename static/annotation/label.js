@@ -8,7 +8,12 @@
   const project = root.dataset.project;
   const csrf = root.dataset.csrf;
   const leaseSeconds = Number(root.dataset.leaseSeconds) || 600;
-  const labels = JSON.parse(document.getElementById("label-names").textContent);
+  // key -> label, as the server binds them (the project's key map, else 1-9 and 0); in
+  // either case (the server refuses a map that would tell "c" from "C").
+  const keyLabels = {};
+  Object.entries(JSON.parse(document.getElementById("label-keys").textContent)).forEach(([key, label]) => {
+    keyLabels[key.toLowerCase()] = label;
+  });
   const $ = (id) => document.getElementById(id);
   const itemBox = $("item");
   const statusBox = $("status");
@@ -25,7 +30,10 @@
     budget_exhausted: "The budget is spent: thank you. This page checks again by itself in case it is raised.",
     pool_exhausted: "Every item is labeled or queued: nothing more to label for now. This page checks again by itself.",
     quota_reached: "You have given all the labels your quota allows in this project.",
+    paused: "This project is paused by a manager. Your labels so far are kept; this page carries on by itself when it is resumed.",
   };
+  // How soon to ask again when there is nothing to show, by NextState (ms).
+  const RETRY = { waiting: 1500, paused: 2000 };
 
   let current = null; // the item on screen, leased to us
   let ahead = null; // the next item, fetched ahead and leased to us
@@ -211,7 +219,7 @@
         }
         showCurrent();
         if (!current) {
-          poll = setTimeout(refill, aheadState === "waiting" ? 1500 : 5000);
+          poll = setTimeout(refill, RETRY[aheadState] || 5000);
           return;
         }
       }
@@ -483,11 +491,10 @@
       if (event.key === "?") toggleKeymap();
       return;
     }
-    // Keys 1..9 pick the first nine labels; 0 picks the tenth.
-    const n = event.key === "0" ? 10 : Number(event.key);
-    if (/^[0-9]$/.test(event.key) && n >= 1 && n <= Math.min(10, labels.length)) {
+    const key = event.key.length === 1 ? event.key.toLowerCase() : "";
+    if (key && Object.prototype.hasOwnProperty.call(keyLabels, key)) {
       event.preventDefault();
-      choose(labels[n - 1]);
+      choose(keyLabels[key]);
     } else if (event.key === "s") {
       skip();
     } else if (event.key === "u") {

@@ -96,15 +96,85 @@
     });
   }
 
+  // --- controls (managers): start a round now, pause and resume the project -----------
+  const controls = document.getElementById("controls");
+  const pauseButton = document.getElementById("pause");
+  let controlBusy = false;
+  let controlDone = 0; // changes made here: a dashboard fetched before one is out of date
+  function showPaused(paused) {
+    pauseButton.dataset.paused = String(paused);
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+  }
+  function why(data, status) {
+    if (data && data.detail) return String(data.detail);
+    if (data && typeof data === "object" && Object.keys(data).length) {
+      return Object.keys(data)
+        .map((k) => k + ": " + [].concat(data[k]).join(" "))
+        .join("; ");
+    }
+    return "the server answered " + status + ".";
+  }
+  async function control(button, method, path, body, done) {
+    const result = document.getElementById("control-result");
+    if (controlBusy) return;
+    controlBusy = true;
+    button.disabled = true;
+    result.className = "";
+    result.textContent = "Sending…";
+    try {
+      const response = await fetch(controls.dataset.projectUrl + path, {
+        method: method,
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": controls.dataset.csrf },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const data = await response.json().catch(() => ({}));
+      if (response.ok) {
+        controlDone += 1;
+        result.textContent = done(data);
+        refresh();
+      } else {
+        result.className = "error";
+        result.textContent = "Not done: " + why(data, response.status);
+      }
+    } catch (e) {
+      result.className = "error";
+      result.textContent = "Not done: the server cannot be reached.";
+    } finally {
+      controlBusy = false;
+      button.disabled = false;
+    }
+  }
+  if (controls) {
+    const startButton = document.getElementById("start-round");
+    startButton.addEventListener("click", () =>
+      control(startButton, "POST", "rounds/", undefined, (r) =>
+        "Round " + r.number + " (" + r.strategy + ") started: it trains and queues the next batch; the rounds below update by themselves."
+      )
+    );
+    pauseButton.addEventListener("click", () =>
+      control(pauseButton, "PATCH", "", { paused: pauseButton.dataset.paused !== "true" }, (p) => {
+        showPaused(p.paused);
+        return p.paused
+          ? "Paused: annotators get no new items and no round starts by itself."
+          : "Resumed: annotators get items again.";
+      })
+    );
+  }
+
   // --- the live dashboard: the server renders its part, the page swaps it in -----------
   const live = document.getElementById("live");
   async function refresh() {
+    const since = controlDone;
     try {
       const response = await fetch(live.dataset.url, { credentials: "same-origin" });
       if (!response.ok) return;
       // Server-rendered, template-escaped markup: parsed as a document, never as script.
       const doc = new DOMParser().parseFromString(await response.text(), "text/html");
       live.replaceChildren(...Array.from(doc.body.childNodes).map((n) => document.importNode(n, true)));
+      // Another manager may have paused or resumed: the button follows the server.
+      const state = document.getElementById("paused-state");
+      if (pauseButton && state && !controlBusy && since === controlDone) showPaused(state.dataset.paused === "true");
     } catch (e) {
       /* offline: try again at the next tick */
     }

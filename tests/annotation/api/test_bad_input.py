@@ -194,3 +194,11 @@ def test_json_body_over_the_cap_is_a_413(empty_project, boss, settings):
     )
     assert response.status_code == 413
     assert response.json()["field"] == "body"
+
+
+def test_a_lease_body_that_is_not_an_object_is_a_400(project, annotator):
+    response = api_client(annotator).post(
+        f"/api/projects/{project.id}/lease/", '"flat"', content_type="application/json"
+    )
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()

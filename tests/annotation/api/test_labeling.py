@@ -301,6 +301,41 @@ def test_late_label_after_someone_else_took_the_item_is_409(project, annotator):
     assert label(other, project, item.id).status_code == 201
 
 
+def release(user, project, item_id):
+    return api_client(user).post(
+        f"/api/projects/{project.id}/lease/", {"item": item_id, "action": "release"}
+    )
+
+
+def test_a_label_after_the_page_released_the_item_is_accepted(project, annotator):
+    """A reload: the old page's release beacon can arrive after the new page got the held
+    item back and showed it. Its label must not be lost."""
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    assert release(annotator, project, item_id).status_code == 200
+    assert label(annotator, project, item_id).status_code == 201
+    project.refresh_from_db()
+    assert (project.spent, project.reserved) == (1, 1)
+
+
+def test_a_label_after_release_is_409_once_someone_else_holds_the_item(project, annotator):
+    other = MembershipFactory(project=project).user
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    release(annotator, project, item_id)
+    assert next_for(other, project).json()["item"]["id"] == item_id
+    assert label(annotator, project, item_id).status_code == 409
+
+
+def test_a_label_after_release_then_skip_is_409(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    item_id = next_for(annotator, project).json()["item"]["id"]
+    release(annotator, project, item_id)
+    assert next_for(annotator, project).json()["item"]["id"] == item_id
+    api_client(annotator).post(f"/api/projects/{project.id}/skip/", {"item": item_id})
+    assert label(annotator, project, item_id).status_code == 409
+
+
 def test_budget_exhausted_after_exactly_budget_labels(project, annotator):
     project.budget = 3
     project.save()

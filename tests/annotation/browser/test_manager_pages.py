@@ -138,3 +138,38 @@ def test_the_dashboard_shows_the_learning_curve_after_two_rounds(live_server, pa
     page.goto(f"{live_server.url}/projects/{project.id}/")
     assert page.locator("#curve svg circle").count() == 2
     assert page.locator("#rounds tbody tr").count() == 2
+
+
+def test_a_manager_pauses_then_resumes_the_project(live_server, page):
+    project, user = manager_dashboard(live_server, page)
+    page.click("#pause")
+    page.wait_for_function("document.getElementById('pause').textContent === 'Resume'")
+    assert Project.objects.get(pk=project.pk).paused is True
+    page.wait_for_selector("#paused-state", state="visible")  # the live part says so too
+    page.click("#pause")
+    page.wait_for_function("document.getElementById('pause').textContent === 'Pause'")
+    assert Project.objects.get(pk=project.pk).paused is False
+    page.wait_for_selector("#paused-state", state="hidden")
+
+
+def test_a_round_started_from_the_dashboard_is_shown(live_server, page):
+    project, user = manager_dashboard(live_server, page)
+    Item.objects.bulk_create(
+        Item(project=project, vector=bytes(16), external_id=f"v{i}") for i in range(3)
+    )
+    page.click("#start-round")
+    page.wait_for_function(
+        "document.getElementById('control-result').textContent.startsWith('Round 1')"
+    )
+    assert Round.objects.get(project=project).number == 1
+    page.wait_for_function("document.querySelectorAll('#rounds tbody tr td').length > 1")
+
+
+def test_a_round_that_cannot_start_says_why(live_server, page):
+    project, user = manager_dashboard(live_server, page)
+    page.click("#start-round")
+    page.wait_for_function(
+        "document.getElementById('control-result').textContent.includes('featurized')"
+    )
+    assert page.inner_text("#control-result").startswith("Not done:")
+    assert not Round.objects.filter(project=project).exists()

@@ -36,7 +36,7 @@ def test_a_late_label_and_a_round_requeuing_its_item_neither_deadlock_nor_fail()
 
     label_holds_item = threading.Event()
     round_waiting = threading.Event()
-    original = queue_service._lease_expired_for
+    original = queue_service._lease_lost_by
 
     def pause_while_holding_the_item(item_row, who):
         label_holds_item.set()  # the label's transaction holds the item row now
@@ -63,7 +63,7 @@ def test_a_late_label_and_a_round_requeuing_its_item_neither_deadlock_nor_fail()
         except Exception as exc:  # noqa: BLE001
             outcome["round"] = exc
 
-    queue_service._lease_expired_for = pause_while_holding_the_item
+    queue_service._lease_lost_by = pause_while_holding_the_item
     try:
         labeler = threading.Thread(target=late_label)
         labeler.start()
@@ -75,7 +75,7 @@ def test_a_late_label_and_a_round_requeuing_its_item_neither_deadlock_nor_fail()
         labeler.join(timeout=20)
         rounder.join(timeout=20)
     finally:
-        queue_service._lease_expired_for = original
+        queue_service._lease_lost_by = original
     assert outcome == {"label": 201, "round": "done"}
     item.refresh_from_db()
     project.refresh_from_db()
