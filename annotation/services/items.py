@@ -8,7 +8,8 @@ from datetime import timedelta
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import CharField, Q
+from django.db.models.functions import MD5, Cast
 from django.utils import timezone
 
 from annotation.models import Item, Project
@@ -122,8 +123,9 @@ def items_featurize(
     sends the task again, so one task never runs into the worker's time limit).
 
     A project with no item featurized yet gets one batch of ANNOTATION_FEATURIZE_FIRST_BATCH
-    rows (0: no such batch) and the call returns: the caller starts a cold-start round on
-    them (the first items are on screen in seconds) and sends the task again for the rest.
+    rows (0: no such batch), spread over the pool by a hash of the id, and the call
+    returns: the caller starts a cold-start round on them (the first items are on screen
+    in seconds) and sends the task again for the rest.
     """
     batch_size = batch_size or settings.ANNOTATION_FEATURIZE_BATCH
     seconds = settings.ANNOTATION_FEATURIZE_SECONDS if seconds is None else seconds
@@ -145,12 +147,12 @@ def items_featurize(
     while featurize is not None:
         if done and time.monotonic() > deadline:
             return done, True
-        batch = list(
-            _unfeaturized(project_id)
-            .filter(id__gt=last_id)
-            .order_by("id")
-            .values_list("id", project.kind)[:batch_size]
-        )
+        rows = _unfeaturized(project_id)
+        if first and not done:  # a spread-out sample (a file sorted by label is common)
+            rows = rows.order_by(MD5(Cast("id", output_field=CharField())))
+        else:
+            rows = rows.filter(id__gt=last_id).order_by("id")
+        batch = list(rows.values_list("id", project.kind)[:batch_size])
         if not batch:
             break
         ids = [row[0] for row in batch]

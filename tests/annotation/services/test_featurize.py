@@ -156,3 +156,15 @@ def test_a_first_batch_that_holds_every_row_says_none_are_left(settings):
     project = ProjectFactory(text_featurizer="hashed")
     ItemFactory.create_batch(2, project=project)
     assert items_featurize(project_id=project.id, batch_size=100) == (2, False)
+
+
+def test_the_first_rows_are_spread_over_the_pool_not_the_first_ids(settings):
+    settings.ANNOTATION_FEATURIZE_FIRST_BATCH = 20
+    project = ProjectFactory(text_featurizer="hashed")
+    items = ItemFactory.create_batch(200, project=project)
+    items_featurize(project_id=project.id, batch_size=200)
+    done = set(
+        Item.objects.filter(project=project, vector__isnull=False).values_list("id", flat=True)
+    )
+    assert len(done) == 20
+    assert max(done) > items[100].id  # a file sorted by label would not give one class only
