@@ -158,6 +158,8 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         DATABASE_URL=_database_url(db),
         DJANGO_SETTINGS_MODULE="config.settings.test",
         CELERY_TASK_DEFAULT_QUEUE=queue,
+        # Webhook receivers of the tests listen on 127.0.0.1.
+        ANNOTATION_WEBHOOK_ALLOW_PRIVATE="1",
     )
     app.control.purge()
     (ROOT / "var" / "test-worker.log").write_text("")
