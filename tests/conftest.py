@@ -19,6 +19,29 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def no_dns_for_webhook_urls(monkeypatch):
+    """Webhook URL checks resolve host names (annotation.services.webhooks): in the tests
+    only IP literals and localhost resolve, so no DNS query leaves the machine (the API
+    fuzzing registers hooks at made-up hosts)."""
+    import ipaddress
+    import socket
+
+    from annotation.services import webhooks
+
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        try:
+            ipaddress.ip_address(str(host).split("%", 1)[0])
+        except ValueError:
+            if host != "localhost":
+                raise socket.gaierror(socket.EAI_NONAME, "tests resolve no host names") from None
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", local_only)
+
+
 def api_client(user=None) -> APIClient:
     client = APIClient()
     if user is not None:
