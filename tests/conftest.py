@@ -90,11 +90,20 @@ class WorkerProcess:
     `make run`'s workers: when it exits (killed whole with SIGKILL, as a lost machine, or
     after an unrecoverable broker error) it is started again, and `starts` counts it."""
 
-    def __init__(self, env: dict, queues: str, name: str):
+    def __init__(
+        self,
+        env: dict,
+        queues: str,
+        name: str,
+        log_name: str = "test-worker.log",
+        concurrency: int = 2,
+    ):
         self.env, self.queues, self.name = env, queues, name
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self.starts = 0
-        self.log = open(ROOT / "var" / "test-worker.log", "a")  # noqa: SIM115 (closed in stop)
+        self.log_path = ROOT / "var" / log_name
+        self.log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
@@ -121,7 +130,7 @@ class WorkerProcess:
                 "worker",
                 "-Q",
                 self.queues,
-                "--concurrency=2",
+                f"--concurrency={self.concurrency}",
                 "--loglevel=INFO",
                 "--without-mingle",
                 "--without-gossip",
@@ -143,7 +152,7 @@ class WorkerProcess:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"the Celery worker exited with {self.proc.returncode}; see var/test-worker.log"
+                    f"the Celery worker exited with {self.proc.returncode}; see {self.log_path}"
                 )
         self.kill()
         raise RuntimeError("the Celery worker did not answer within 60 s")
