@@ -19,6 +19,29 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def no_dns_for_webhook_urls(monkeypatch):
+    """Webhook URL checks resolve host names (annotation.services.webhooks): in the tests
+    only IP literals and localhost resolve, so no DNS query leaves the machine (the API
+    fuzzing registers hooks at made-up hosts)."""
+    import ipaddress
+    import socket
+
+    from annotation.services import webhooks
+
+    real = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        try:
+            ipaddress.ip_address(str(host).split("%", 1)[0])
+        except ValueError:
+            if host != "localhost":
+                raise socket.gaierror(socket.EAI_NONAME, "tests resolve no host names") from None
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(webhooks.socket, "getaddrinfo", local_only)
+
+
 def api_client(user=None) -> APIClient:
     client = APIClient()
     if user is not None:
@@ -67,11 +90,20 @@ class WorkerProcess:
     `make run`'s workers: when it exits (killed whole with SIGKILL, as a lost machine, or
     after an unrecoverable broker error) it is started again, and `starts` counts it."""
 
-    def __init__(self, env: dict, queues: str, name: str):
+    def __init__(
+        self,
+        env: dict,
+        queues: str,
+        name: str,
+        log_name: str = "test-worker.log",
+        concurrency: int = 2,
+    ):
         self.env, self.queues, self.name = env, queues, name
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self.starts = 0
-        self.log = open(ROOT / "var" / "test-worker.log", "a")  # noqa: SIM115 (closed in stop)
+        self.log_path = ROOT / "var" / log_name
+        self.log = open(self.log_path, "a")  # noqa: SIM115 (closed in stop)
         self._stopping = threading.Event()
         self._supervisor = threading.Thread(target=self._supervise, daemon=True)
 
@@ -98,7 +130,7 @@ class WorkerProcess:
                 "worker",
                 "-Q",
                 self.queues,
-                "--concurrency=2",
+                f"--concurrency={self.concurrency}",
                 "--loglevel=INFO",
                 "--without-mingle",
                 "--without-gossip",
@@ -120,7 +152,7 @@ class WorkerProcess:
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(
-                    f"the Celery worker exited with {self.proc.returncode}; see var/test-worker.log"
+                    f"the Celery worker exited with {self.proc.returncode}; see {self.log_path}"
                 )
         self.kill()
         raise RuntimeError("the Celery worker did not answer within 60 s")
@@ -158,6 +190,8 @@ def celery_worker_process(django_db_setup, django_db_blocker):
         DATABASE_URL=_database_url(db),
         DJANGO_SETTINGS_MODULE="config.settings.test",
         CELERY_TASK_DEFAULT_QUEUE=queue,
+        # Webhook receivers of the tests listen on 127.0.0.1.
+        ANNOTATION_WEBHOOK_ALLOW_PRIVATE="1",
     )
     app.control.purge()
     (ROOT / "var" / "test-worker.log").write_text("")

@@ -11,17 +11,29 @@ a delivery twice (a retry after a lost answer): `X-Webhook-Delivery` is its id.
 Signing: `X-Webhook-Signature: sha256=HEX`, the HMAC-SHA256 with the hook's secret of
 `TIMESTAMP.BODY` (UTF-8), with `X-Webhook-Timestamp: TIMESTAMP` (Unix seconds). A receiver
 recomputes it (webhook_signature) and refuses old timestamps (replays).
+
+Addresses: a hook's URL must lead to a public address (no loopback, private, link-local,
+cloud metadata, shared, reserved or multicast address), checked when the hook is
+registered and again at each delivery, on the addresses the host resolves to then: the
+connection goes to the address that was checked (no second lookup a DNS answer could
+change in between), redirects are checked alike, and no HTTP proxy is used.
+ANNOTATION_WEBHOOK_ALLOW_PRIVATE=1 turns the check off (a receiver on the same machine or
+network; the tests).
 """
 
 import hashlib
 import hmac
+import http.client
+import ipaddress
 import json
 import secrets
+import socket
 import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -42,9 +54,122 @@ class DeliveryFailed(Exception):
     """The receiver did not answer 2xx: the task retries with back-off."""
 
 
-def webhook_create(*, project: Project, url: str, events: list[str]) -> Webhook:
-    if urlsplit(url).scheme not in ("http", "https"):
+class AddressRefused(OSError):
+    """The webhook's host resolves to an address webhooks may not reach."""
+
+
+def address_refused(address: str) -> bool:
+    """Whether webhooks may not reach the IP `address`: anything but a global unicast
+    address (an IPv4 address mapped into IPv6 is judged as IPv4)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # an IPv6 zone id: link-local
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def _resolve(host: str, port: int) -> list[tuple]:
+    """getaddrinfo's TCP answers for `host`; AddressRefused when any of them is refused
+    (a name that resolves to a public and a private address is refused)."""
+    answers = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    for *_, sockaddr in answers:
+        if address_refused(sockaddr[0]):
+            raise AddressRefused(
+                f"{host} resolves to {sockaddr[0]}, an internal address (loopback, private, "
+                "link-local or reserved): webhooks go to public addresses only"
+            )
+    return answers
+
+
+def _connect(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None):
+    """socket.create_connection that checks the addresses first (unless
+    ANNOTATION_WEBHOOK_ALLOW_PRIVATE) and connects to a checked one."""
+    host, port = address
+    if settings.ANNOTATION_WEBHOOK_ALLOW_PRIVATE:
+        return socket.create_connection(address, timeout, source_address)
+    error: OSError | None = None
+    for family, kind, proto, _, sockaddr in _resolve(host, port):
+        sock = socket.socket(family, kind, proto)
+        try:
+            if timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:
+                sock.settimeout(timeout)
+            if source_address:
+                sock.bind(source_address)
+            sock.connect(sockaddr)
+            return sock
+        except OSError as exc:
+            sock.close()
+            error = exc
+    raise error or OSError(f"{host} has no address")
+
+
+class _HTTPConnection(http.client.HTTPConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect  # http.client's hook (set in its __init__)
+
+
+class _HTTPSConnection(http.client.HTTPSConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._create_connection = _connect
+
+
+class _HTTPHandler(urllib.request.HTTPHandler):
+    def http_open(self, req):
+        return self.do_open(_HTTPConnection, req)
+
+
+class _HTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req):
+        return self.do_open(_HTTPSConnection, req, context=self._context)
+
+
+def _build_opener() -> urllib.request.OpenerDirector:
+    """urllib's opener for http(s) only (a redirect to ftp:// or file:// is an unknown URL
+    type), without proxies (a proxy would be the address checked), its connections made
+    by _connect."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.UnknownHandler(),
+        _HTTPHandler(),
+        _HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPRedirectHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+_opener = _build_opener()
+
+
+def webhook_url_check(url: str) -> None:
+    """Refuse (a 400 naming `url`) a URL that is not http(s), has no host, or whose host
+    resolves to an address webhooks may not reach (unless ANNOTATION_WEBHOOK_ALLOW_PRIVATE)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
         raise ValidationFailed("The URL must be http:// or https://.", field="url")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ValidationFailed(f"The URL's port is not valid: {exc}.", field="url") from exc
+    if not parts.hostname:
+        raise ValidationFailed("The URL has no host.", field="url")
+    if settings.ANNOTATION_WEBHOOK_ALLOW_PRIVATE:
+        return
+    try:
+        _resolve(parts.hostname, port)
+    except AddressRefused as exc:
+        raise ValidationFailed(f"The URL's host {exc}.", field="url") from exc
+    except (OSError, UnicodeError) as exc:
+        raise ValidationFailed(
+            f"The URL's host {parts.hostname} does not resolve ({exc}).", field="url"
+        ) from exc
+
+
+def webhook_create(*, project: Project, url: str, events: list[str]) -> Webhook:
+    webhook_url_check(url)
     unknown = [e for e in events if e not in EVENTS]
     if not events or unknown:
         raise ValidationFailed(f"Events must be among: {', '.join(EVENTS)}.", field="events")
@@ -173,7 +298,7 @@ def delivery_send(*, delivery_id: int, final: bool = False) -> bool:
     )
     status, error = None, ""
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as answer:  # noqa: S310 (http(s) only: webhook_create)
+        with _opener.open(request, timeout=TIMEOUT_SECONDS) as answer:
             status = answer.status
     except urllib.error.HTTPError as exc:
         status, error = exc.code, f"HTTP {exc.code}"

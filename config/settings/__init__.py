@@ -301,6 +301,12 @@ ANNOTATION_ROUND_RETRY_SECONDS = int(os.environ.get("ANNOTATION_ROUND_RETRY_SECO
 # A queued item that this many annotators skipped leaves the queue (status `skipped`,
 # reservation released) until a manager returns it.
 ANNOTATION_SKIP_LIMIT = int(os.environ.get("ANNOTATION_SKIP_LIMIT", "3"))
+# Webhooks (annotation.services.webhooks): one labels.created delivery per hook at most
+# every BATCH seconds; a failed delivery retried after RETRY seconds, doubling; receivers
+# on loopback, private, link-local or other internal addresses refused unless ALLOW_PRIVATE.
+ANNOTATION_WEBHOOK_BATCH_SECONDS = int(os.environ.get("ANNOTATION_WEBHOOK_BATCH_SECONDS", "5"))
+ANNOTATION_WEBHOOK_RETRY_SECONDS = int(os.environ.get("ANNOTATION_WEBHOOK_RETRY_SECONDS", "10"))
+ANNOTATION_WEBHOOK_ALLOW_PRIVATE = env_bool("ANNOTATION_WEBHOOK_ALLOW_PRIVATE", False)
 
 LOGGING = {
     "version": 1,

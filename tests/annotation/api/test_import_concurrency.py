@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from django.db import connection
 
-from annotation.models import Annotation, Item, Round
+from annotation.models import Annotation, Round
 from annotation.services import dispatch, imports
 from tests.conftest import api_client
 from tests.factories import ItemFactory, queue
@@ -29,15 +29,15 @@ def import_in_progress(project, monkeypatch):
     """An import of ROWS rows, paused inside its transaction after its first batch; a
     statement of the test that waits for a lock fails after 3 s instead of hanging."""
     stored, release = threading.Event(), threading.Event()
-    real_bulk_create = type(Item.objects).bulk_create
+    real_store = imports._store
 
-    def bulk_create_then_wait(manager, objs, **kwargs):
-        created = real_bulk_create(manager, objs, **kwargs)
+    def store_then_wait(*args):
+        created = real_store(*args)
         stored.set()
         release.wait(30)
         return created
 
-    monkeypatch.setattr(type(Item.objects), "bulk_create", bulk_create_then_wait)
+    monkeypatch.setattr(imports, "_store", store_then_wait)
     result: dict = {}
 
     def run_import():

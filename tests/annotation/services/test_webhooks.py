@@ -24,6 +24,12 @@ from tests.factories import ItemFactory, queue
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(autouse=True)
+def allow_private(settings):
+    """The receiver is on 127.0.0.1 (test_webhook_urls.py tests the refusal)."""
+    settings.ANNOTATION_WEBHOOK_ALLOW_PRIVATE = True
+
+
 @pytest.fixture
 def eager(monkeypatch):
     app.conf.task_always_eager = True
