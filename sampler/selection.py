@@ -353,9 +353,10 @@ def _kcenter(X: np.ndarray, labeled: np.ndarray, budget: _Budget, batch_size: in
 
 
 def _kmeans(X: np.ndarray, k: int, random_state: int) -> np.ndarray:
-    """Labels (n,) of the rows of X into k clusters: scikit-learn's KMeans (k-means++, 3
-    initializations) up to k = 50, MiniBatchKMeans above (as TypiClust's code does), both
-    with at most KMEANS_ITERATIONS iterations."""
+    """Labels (n,) of the rows of X into k clusters, all by scikit-learn with k-means++
+    seeding, 3 initializations and bounded iterations: KMeans up to k = 50 clusters of up
+    to 5,000 rows; MiniBatchKMeans for more clusters (as TypiClust's code does) or more
+    rows (20,000 rows of 384 features: about 2 s on one core, where KMeans takes 50 s)."""
     import warnings
 
     from sklearn.cluster import KMeans, MiniBatchKMeans
@@ -363,11 +364,15 @@ def _kmeans(X: np.ndarray, k: int, random_state: int) -> np.ndarray:
 
     if k <= 1:
         return np.zeros(len(X), dtype=np.int64)
-    if k <= 50:
+    if len(X) <= 5000 and k <= 50:
         model = KMeans(k, n_init=3, max_iter=KMEANS_ITERATIONS, random_state=random_state)
-    else:
+    elif len(X) <= 5000:
         model = MiniBatchKMeans(
             k, n_init=3, max_iter=KMEANS_ITERATIONS, batch_size=4096, random_state=random_state
+        )
+    else:
+        model = MiniBatchKMeans(
+            k, n_init=3, max_iter=20, batch_size=1024, random_state=random_state
         )
     with warnings.catch_warnings():  # duplicates: fewer distinct points than clusters
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -404,10 +409,9 @@ def _typiclust(
 ) -> None:
     """TypiClust's picks into `budget` (see cold_start)."""
     n = len(X)
-    X = X.astype(np.float64)
-    mean, scale = X.mean(0), X.std(0)
+    mean, scale = X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64)
     scale = np.where(scale > 1e-12, scale, 1.0)
-    both = (np.concatenate([X, labeled.astype(np.float64)]) - mean) / scale
+    both = ((np.concatenate([X, labeled]) - mean) / scale).astype(np.float32)  # O(n d)
     k = min(len(labeled) + batch_size, MAX_CLUSTERS, len(both))
     clusters = _kmeans(both, k, random_state)
     pool_clusters, labeled_clusters = clusters[:n], clusters[n:]
@@ -436,7 +440,7 @@ def _typiclust(
         )
         if c not in order:
             members = np.flatnonzero(pool_clusters == c)
-            typicality = _typicality(both[members], rng)
+            typicality = _typicality(both[members].astype(np.float64), rng)
             order[c] = members[np.lexsort((members, -typicality))]
         fitting = order[c][ok[order[c]]]
         if len(fitting) == 0:
