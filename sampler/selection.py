@@ -236,6 +236,15 @@ def select_under_budget(
     return budget.result()
 
 
+COLD_START_METHODS = ("typiclust", "kcenter", "random")
+TYPICALITY_NEIGHBOURS = 20  # K of TypiClust's typicality (Hacohen et al. 2022)
+MIN_CLUSTER_SIZE = 5  # smaller clusters (outliers) are used only after all the others
+MAX_CLUSTERS = 500  # k-means k at most this (the paper's cap)
+MAX_CLUSTER_REFERENCE = 2000  # a bigger cluster's neighbours come from a subsample this size
+KMEANS_ITERATIONS = 50  # Lloyd iterations at most
+_CHUNK = 1024  # rows per block of distances: memory O(_CHUNK * MAX_CLUSTER_REFERENCE)
+
+
 def cold_start(
     features: np.ndarray,
     costs: np.ndarray,
@@ -246,17 +255,38 @@ def cold_start(
     max_candidates: int = 20000,
     groups: np.ndarray | None = None,
     group_remaining: Mapping[int, float] | None = None,
+    method: str = "typiclust",
+    labeled_features: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Diverse first picks, before any model: k-center greedy on `features` (N, d).
+    """First picks, before any model can be trained, from the rows of `features` (N, d).
 
     A uniform subsample of max_candidates rows (by `random_state`) is taken when N is
-    larger. The first pick is the affordable item nearest the candidates' mean; each next
-    pick is the affordable item farthest (L2) from everything picked so far, until
-    `batch_size` picks or nothing affordable is left. Affordable: its cost fits the budget
-    still remaining, total and group, with the same rules as select_under_budget.
-    Memory O(n d) and time O(n d) per pick: no n x n matrix (modAL's ranked batch builds
-    one). Returns int64 indices into `features`, in pick order.
+    larger. An item is picked only if it is affordable: its cost fits the budget still
+    remaining, total and group, with the same rules as select_under_budget. Returns int64
+    indices into `features`, in pick order: at most `batch_size`, fewer when nothing
+    affordable is left. `labeled_features` (M, d): the items already labeled (not in
+    `features`), so a later cold-start round goes where the labels are not.
+
+    method:
+    - "typiclust" (TypiClust, Hacohen, Dekel and Weinshall, "Active Learning on a Budget",
+      ICML 2022): the candidates and the labeled items, standardized with the candidates'
+      mean and deviation, are clustered by k-means into min(M + batch_size, 500) clusters;
+      a cluster holding a labeled item (or an earlier pick) is covered. Each pick comes
+      from the least covered cluster, the largest first (clusters under 5 items, outliers,
+      only once no other cluster is left), and is its most typical affordable item:
+      typicality = 1 / mean distance to the item's 20 nearest neighbours in its cluster
+      (neighbours among a 2,000-item subsample for a bigger cluster). At small budgets it
+      picks the dense middles of the data, where k-center picks its outliers.
+    - "kcenter": k-center greedy. The first pick is the affordable item farthest from the
+      labeled items (nearest the candidates' mean when there are none); each next pick is
+      the affordable item farthest (L2) from everything picked or labeled so far.
+    - "random": affordable items in a random order (by `random_state`).
+
+    Memory O(N d + N k) for k clusters and O(N d) for k-center: no N x N matrix (modAL's
+    ranked batch builds one).
     """
+    if method not in COLD_START_METHODS:
+        raise ValueError(f"method must be one of {COLD_START_METHODS}, got {method!r}")
     features = np.asarray(features, dtype=np.float32)
     n = len(features)
     costs = _checked_costs(costs, n)
@@ -266,43 +296,155 @@ def cold_start(
         groups = np.asarray(groups, dtype=np.int64)
         if groups.shape != (n,):
             raise ValueError(f"groups must have shape ({n},), got {groups.shape}")
+    if labeled_features is None or len(labeled_features) == 0:
+        labeled = np.zeros((0, features.shape[1]), dtype=np.float32)
+    else:
+        labeled = np.asarray(labeled_features, dtype=np.float32)
+        if labeled.ndim != 2 or labeled.shape[1] != features.shape[1]:
+            raise ValueError(
+                f"labeled_features must have shape (M, {features.shape[1]}), got {labeled.shape}"
+            )
     if n == 0 or batch_size <= 0:
         return np.zeros(0, dtype=np.int64)
     pool = np.arange(n)
     if n > max_candidates:
         rng = np.random.default_rng(random_state)
         pool = np.sort(rng.choice(n, max_candidates, replace=False))
-    X = features[pool].astype(np.float64)
-    pool_costs = costs[pool]
-    pool_groups = groups[pool] if groups is not None else np.full(len(pool), -1)
-    left = float(remaining)
-    group_left = {int(g): float(v) for g, v in (group_remaining or {}).items()}
+    budget = _Budget(
+        costs[pool], groups[pool] if groups is not None else None, remaining, group_remaining
+    )
+    if method == "random":
+        order = np.random.default_rng([random_state, 1]).permutation(len(pool))
+        budget.walk(order, batch_size)
+    elif method == "kcenter":
+        _kcenter(features[pool].astype(np.float64), labeled.astype(np.float64), budget, batch_size)
+    else:
+        _typiclust(features[pool], labeled, budget, batch_size, random_state)
+    return pool[budget.result()].astype(np.int64)
 
-    def affordable() -> np.ndarray:
-        ok = pool_costs <= left + BUDGET_TOLERANCE
-        for g, g_left in group_left.items():
-            ok &= (pool_groups != g) | (pool_costs <= g_left + BUDGET_TOLERANCE)
-        return ok
 
+def _affordable(budget: _Budget) -> np.ndarray:
+    """(n,) bool: the items whose cost fits what is left, total and group, not yet chosen."""
+    ok = budget.costs <= budget.left + BUDGET_TOLERANCE
+    groups = budget.groups if budget.groups is not None else np.full(len(ok), -1)
+    for g, g_left in budget.group_left.items():
+        ok &= (groups != g) | (budget.costs <= g_left + BUDGET_TOLERANCE)
+    ok[budget.chosen] = False
+    return ok
+
+
+def _kcenter(X: np.ndarray, labeled: np.ndarray, budget: _Budget, batch_size: int) -> None:
+    """k-center greedy into `budget`: O(n d) per pick."""
     sq = (X * X).sum(1)
-    ok = affordable()
-    if not ok.any():
-        return np.zeros(0, dtype=np.int64)
-    centre = X.mean(0)
-    to_centre = sq - 2 * X @ centre + centre @ centre
-    pick = int(np.argmin(np.where(ok, to_centre, np.inf)))
-    chosen: list[int] = []
-    nearest = np.full(len(pool), np.inf)  # squared distance to the closest pick
-    while True:
-        chosen.append(pick)
-        cost, g = float(pool_costs[pick]), int(pool_groups[pick])
-        left -= cost
-        if g in group_left:
-            group_left[g] -= cost
+    nearest = np.full(len(X), np.inf)  # squared distance to the closest pick or label
+    for row in labeled:
+        nearest = np.minimum(nearest, np.maximum(sq - 2 * X @ row + row @ row, 0))
+    while len(budget.chosen) < batch_size:
+        ok = _affordable(budget)
+        if not ok.any():
+            return
+        if budget.chosen or len(labeled):
+            pick = int(np.argmax(np.where(ok, nearest, -np.inf)))
+        else:
+            centre = X.mean(0)
+            pick = int(np.argmin(np.where(ok, sq - 2 * X @ centre + centre @ centre, np.inf)))
+        budget.take(pick)
         nearest = np.minimum(nearest, np.maximum(sq - 2 * X @ X[pick] + sq[pick], 0))
-        ok = affordable()
-        ok[chosen] = False
-        if len(chosen) >= batch_size or not ok.any():
-            break
-        pick = int(np.argmax(np.where(ok, nearest, -np.inf)))
-    return pool[np.asarray(chosen, dtype=np.int64)].astype(np.int64)
+
+
+def _kmeans(X: np.ndarray, k: int, random_state: int) -> np.ndarray:
+    """Labels (n,) of the rows of X into k clusters, all by scikit-learn with k-means++
+    seeding, 3 initializations and bounded iterations: KMeans up to k = 50 clusters of up
+    to 5,000 rows; MiniBatchKMeans for more clusters (as TypiClust's code does) or more
+    rows (20,000 rows of 384 features: about 2 s on one core, where KMeans takes 50 s)."""
+    import warnings
+
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.exceptions import ConvergenceWarning
+
+    if k <= 1:
+        return np.zeros(len(X), dtype=np.int64)
+    if len(X) <= 5000 and k <= 50:
+        model = KMeans(k, n_init=3, max_iter=KMEANS_ITERATIONS, random_state=random_state)
+    elif len(X) <= 5000:
+        model = MiniBatchKMeans(
+            k, n_init=3, max_iter=KMEANS_ITERATIONS, batch_size=4096, random_state=random_state
+        )
+    else:
+        model = MiniBatchKMeans(
+            k, n_init=3, max_iter=20, batch_size=1024, random_state=random_state
+        )
+    with warnings.catch_warnings():  # duplicates: fewer distinct points than clusters
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit_predict(X).astype(np.int64)
+
+
+def _typicality(X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(n,) 1 / (mean distance of each row of X (n, d) to its K nearest other rows),
+    K = min(TYPICALITY_NEIGHBOURS, n // 2); the neighbours are taken among a subsample of
+    MAX_CLUSTER_REFERENCE rows when n is larger. 0 for a lone row. Memory O(_CHUNK * R)."""
+    n = len(X)
+    reference = np.arange(n)
+    if n > MAX_CLUSTER_REFERENCE:
+        reference = np.sort(rng.choice(n, MAX_CLUSTER_REFERENCE, replace=False))
+    k = min(TYPICALITY_NEIGHBOURS, len(reference) // 2)
+    if k == 0:
+        return np.zeros(n)
+    R = X[reference]
+    r_sq = (R * R).sum(1)
+    out = np.empty(n)
+    for start in range(0, n, _CHUNK):
+        rows = np.arange(start, min(start + _CHUNK, n))
+        Q = X[rows]
+        d2 = np.maximum((Q * Q).sum(1)[:, None] - 2 * Q @ R.T + r_sq, 0)
+        is_self = rows[:, None] == reference[None, :]
+        d2[is_self] = np.inf  # not its own neighbour (a duplicate is, at distance 0)
+        nearest = np.partition(d2, k - 1, axis=1)[:, :k]
+        out[rows] = 1.0 / (np.sqrt(nearest).mean(1) + 1e-12)
+    return out
+
+
+def _typiclust(
+    X: np.ndarray, labeled: np.ndarray, budget: _Budget, batch_size: int, random_state: int
+) -> None:
+    """TypiClust's picks into `budget` (see cold_start)."""
+    n = len(X)
+    mean, scale = X.mean(0, dtype=np.float64), X.std(0, dtype=np.float64)
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    both = ((np.concatenate([X, labeled]) - mean) / scale).astype(np.float32)  # O(n d)
+    k = min(len(labeled) + batch_size, MAX_CLUSTERS, len(both))
+    clusters = _kmeans(both, k, random_state)
+    pool_clusters, labeled_clusters = clusters[:n], clusters[n:]
+    size = np.bincount(pool_clusters, minlength=k)
+    covered = np.bincount(labeled_clusters, minlength=k)
+    rng = np.random.default_rng([random_state, 2])
+    order: dict[int, np.ndarray] = {}  # cluster -> its members, most typical first
+    open_ = size > 0
+    while len(budget.chosen) < batch_size and open_.any():
+        ok = _affordable(budget)
+        if not ok.any():
+            return
+        # the least covered open cluster; regular before tiny; largest first; lowest id
+        candidates = np.flatnonzero(open_)
+        c = int(
+            candidates[
+                np.lexsort(
+                    (
+                        candidates,
+                        -size[candidates],
+                        size[candidates] < MIN_CLUSTER_SIZE,
+                        covered[candidates],
+                    )
+                )[0]
+            ]
+        )
+        if c not in order:
+            members = np.flatnonzero(pool_clusters == c)
+            typicality = _typicality(both[members].astype(np.float64), rng)
+            order[c] = members[np.lexsort((members, -typicality))]
+        fitting = order[c][ok[order[c]]]
+        if len(fitting) == 0:
+            open_[c] = False  # nothing left in it that fits
+            continue
+        budget.take(int(fitting[0]))
+        covered[c] += 1

@@ -38,11 +38,13 @@ def simulate(
     test_y: np.ndarray | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     audit_share: float | None = None,
+    cold_start_method: str = "typiclust",
 ) -> list[dict[str, Any]]:
     """Label `batch_size` items per round until `budget` labels are spent (or the pool of
     X (N, d) runs out), then record the round.
 
-    A round picks by cold_start while cold_start_needed, otherwise by `strategy` scored
+    A round picks by cold_start (its `cold_start_method`, given the features of the labels
+    so far) while cold_start_needed, otherwise by `strategy` scored
     with the ensemble trained on the labels so far (score_shard, then select_under_budget
     with the features for diversity), and reveals the true labels y (N,) int of its picks.
     `initial` (indices into X) are labeled before the first round and count toward the
@@ -91,7 +93,13 @@ def simulate(
         if model is None:
             used = "cold_start"
             picks = cold_start(
-                X[pool], costs[pool], remaining=batch, batch_size=batch, random_state=seed + number
+                X[pool],
+                costs[pool],
+                remaining=batch,
+                batch_size=batch,
+                random_state=seed + number,
+                method=cold_start_method,
+                labeled_features=X[labeled],
             )
         else:
             n_audit = min(audit_size(audit_share, batch), len(pool))

@@ -316,6 +316,7 @@ def round_run(*, round_id: int) -> None:
             random_state=rnd.number,
             groups=np.asarray([codes.get(r[3], -1) for r in rows], dtype=np.int64),
             group_remaining=group_remaining,
+            labeled_features=X,
         )
         round_queue(round_id=round_id, picks=[(rows[i][0], None) for i in picks])
         return

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 
 from sampler.acquisition import ACQUISITIONS
+from sampler.selection import cold_start
 from sampler.simulate import cold_start_needed, simulate
 
 SMALL_ENSEMBLE = {"n_members": 2, "epochs": 10}
@@ -51,6 +52,30 @@ def test_rounds_cold_start_until_there_are_enough_labels():
     )
     # max(2 * 3 classes, batch 5) = 6 labels: rounds 1-2 cold start (5, 10 labels).
     assert [r["strategy"] for r in curve] == ["cold_start"] * 2 + ["margin"] * 4
+
+
+def test_cold_start_rounds_use_the_method_given_and_the_labels_so_far(monkeypatch):
+    import sampler.simulate
+
+    calls = []
+
+    def recording(features, costs, **kwargs):
+        calls.append((kwargs["method"], len(kwargs["labeled_features"])))
+        return cold_start(features, costs, **kwargs)
+
+    monkeypatch.setattr(sampler.simulate, "cold_start", recording)
+    X, y = blobs()
+    simulate(
+        X,
+        y,
+        3,
+        strategy="margin",
+        budget=10,
+        batch_size=5,
+        ensemble_params=SMALL_ENSEMBLE,
+        cold_start_method="kcenter",
+    )
+    assert calls == [("kcenter", 0), ("kcenter", 5)]
 
 
 def test_each_round_names_the_rows_labeled_so_far():

@@ -174,3 +174,18 @@ def test_adaptive_rounds_respect_group_budgets(eager):
     assert queued.filter(group="b").count() == 3  # ... and the cap holds it to 3
     assert BudgetGroup.objects.get(name="b").reserved == 3
     assert queued.filter(group="a").count() == rnd.group_stats["a"]["slots"]
+
+
+def test_a_later_cold_start_round_picks_where_the_labels_are_not(eager):
+    # A dense blob holds the labels so far; the next cold-start pick is in the other blob.
+    project = ProjectFactory(kind="features", budget=100, batch_size=1)
+    rng = np.random.default_rng(0)
+    dense = 10 + rng.normal(size=(72, 6)) * 0.3  # its two first rows get labeled
+    loose = -10 + rng.normal(size=(30, 6))
+    add_items(project, np.concatenate([dense, loose]), labels=["cat", "cat"], user=UserFactory())
+    rnd = round_maybe_start(project_id=project.id)
+    rnd.refresh_from_db()
+    assert rnd.status == "done", rnd.error
+    assert rnd.cold_start
+    queued = Item.objects.get(project=project, status="queued")
+    assert int(queued.external_id[1:]) >= 72  # from the loose blob
