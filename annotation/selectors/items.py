@@ -57,7 +57,9 @@ def labeled_records(
     server-side cursor, rows as tuples).
 
     `since` / `until`: only labels given or changed after `since` and at or before `until`
-    (incremental exports). `with_prediction`: add the item's `prediction`. `raw_meta`:
+    (incremental exports). `suggestion_agreed` / `suggestion_probability`: whether the
+    label was the model's top suggestion and that suggestion's probability, when one was
+    shown (null otherwise). `with_prediction`: add the item's `prediction`. `raw_meta`:
     `meta` may be a RawJSON text (see _meta) rather than a dict."""
     content = project.kind or "text"
     window = Q()
@@ -87,6 +89,8 @@ def labeled_records(
             "score",
             "cost",
             "group",
+            "annotation__suggestion_agreed",
+            "annotation__suggestion_probability",
             *(("prediction",) if with_prediction else ()),
         )
     )
@@ -106,9 +110,11 @@ def labeled_records(
             "score": row[9],
             "cost": float(row[10]),
             "group": row[11],
+            "suggestion_agreed": row[12],
+            "suggestion_probability": row[13],
         }
         if with_prediction:
-            record["prediction"] = row[12]
+            record["prediction"] = row[14]
         yield record
 
 

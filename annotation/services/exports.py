@@ -96,6 +96,8 @@ def stream_csv(records: Iterator[dict], content: str) -> Iterator[str]:
         "score",
         "cost",
         "group",
+        "suggestion_agreed",
+        "suggestion_probability",
     ]
     buffer = io.StringIO()
     writer = csv.writer(buffer)

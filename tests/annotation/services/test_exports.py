@@ -2,6 +2,8 @@
 it round-trips, records encoded in chunks) writes the same bytes as encoding each record
 with json.dumps."""
 
+import csv
+import io
 import json
 from datetime import UTC, datetime
 
@@ -57,6 +59,8 @@ def expected_records(project) -> list[dict]:
                 "score": item.score,
                 "cost": float(item.cost),
                 "group": item.group,
+                "suggestion_agreed": annotation.suggestion_agreed,
+                "suggestion_probability": annotation.suggestion_probability,
             }
         )
     return records
@@ -90,3 +94,16 @@ def test_an_export_of_many_records_is_written_in_chunks_of_whole_lines(project, 
     assert len(chunks) == 3
     assert all(chunk.endswith("\n") for chunk in chunks)
     assert sum(chunk.count("\n") for chunk in chunks) == 1201
+
+
+def test_the_export_says_whether_a_label_agreed_with_the_suggestion_shown(project, labeled):
+    Annotation.objects.filter(item=labeled[0]).update(
+        suggestion_agreed=False, suggestion_probability=0.75
+    )
+    body = "".join(export_stream(project=project, fmt="jsonl"))
+    first, second = (json.loads(line) for line in body.split("\n")[:2])
+    assert (first["suggestion_agreed"], first["suggestion_probability"]) == (False, 0.75)
+    assert (second["suggestion_agreed"], second["suggestion_probability"]) == (None, None)
+    rows = list(csv.DictReader(io.StringIO("".join(export_stream(project=project, fmt="csv")))))
+    assert (rows[0]["suggestion_agreed"], rows[0]["suggestion_probability"]) == ("False", "0.75")
+    assert (rows[1]["suggestion_agreed"], rows[1]["suggestion_probability"]) == ("", "")
