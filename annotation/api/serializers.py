@@ -234,11 +234,18 @@ class ItemOutSerializer(serializers.ModelSerializer):
         return data
 
 
-def item_public(item: Item, *, suggestions: bool = False) -> dict:
+def item_public(item: Item, *, suggestions: bool = False, provenance: bool = False) -> dict:
     """What an annotator sees of an item: content and meta, nothing of its score; with
     `suggestions` (the project's show_predictions), the model's top labels as
-    `suggestion`: [{"label", "probability"}, ...], best first (empty if none yet)."""
+    `suggestion`: [{"label", "probability"}, ...], best first (empty if none yet); with
+    `provenance` (managers), `queued_by`: {"round", "strategy", "score"} that queued it."""
     data = {"id": item.id, "external_id": item.external_id, "meta": item.meta}
+    if provenance:
+        data["queued_by"] = {
+            "round": item.queued_round,
+            "strategy": item.acquisition,
+            "score": item.score,
+        }
     if suggestions:
         labels = (item.prediction or {}).get("labels", [])
         data["suggestion"] = [{"label": name, "probability": p} for name, p in labels]

@@ -199,7 +199,13 @@ def next_answer(project: Project, user, exclude: tuple[int, ...] = ()) -> dict:
     item, state = item_next_for(project=project, user=user, exclude=exclude)
     return {
         "item": (
-            item_public(item, suggestions=project.show_predictions) if item is not None else None
+            item_public(
+                item,
+                suggestions=project.show_predictions,
+                provenance=project.role == MANAGER,
+            )
+            if item is not None
+            else None
         ),
         "state": state,
         "spent": float(project.spent),

@@ -267,6 +267,9 @@ _LEASE_COLUMNS = (
     "cost",
     "group",
     "prediction",
+    "queued_round",
+    "acquisition",
+    "score",
 )
 
 # Held item (a reload, a retry, a second tab) or the first free queued item the user has

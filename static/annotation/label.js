@@ -299,7 +299,13 @@
     }
     const meta = document.createElement("p");
     meta.className = "muted meta";
-    meta.textContent = (note ? note + " · " : "") + "item " + (item.external_id || item.id);
+    let why = "";
+    if (item.queued_by) {  // managers: what queued this item
+      const q = item.queued_by;
+      why = " · round " + q.round + ", " + q.strategy +
+        (q.score === null || q.score === undefined ? "" : ", score " + Number(q.score).toFixed(3));
+    }
+    meta.textContent = (note ? note + " · " : "") + "item " + (item.external_id || item.id) + why;
     itemBox.appendChild(meta);
   }
 

@@ -486,3 +486,16 @@ def test_a_label_records_whether_it_agreed_with_the_suggestion(project, annotato
     label(annotator, project, item.id, "dog")  # changing it to the suggestion
     annotation.refresh_from_db()
     assert annotation.suggestion_agreed is True
+
+
+def test_a_manager_sees_the_round_strategy_and_score_that_queued_the_item(project, manager):
+    queue(project, ItemFactory.create_batch(2, project=project))
+    item = next_for(manager, project).json()["item"]
+    assert item["queued_by"] == {"round": 1, "strategy": "random", "score": 1.0}
+    held = next_for(manager, project).json()["item"]  # the held item, read by the ORM
+    assert held["queued_by"] == item["queued_by"]
+
+
+def test_an_annotator_never_sees_what_queued_the_item(project, annotator):
+    queue(project, ItemFactory.create_batch(1, project=project))
+    assert "queued_by" not in next_for(annotator, project).json()["item"]

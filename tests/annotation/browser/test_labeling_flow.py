@@ -243,3 +243,13 @@ def test_a_project_key_map_binds_its_own_keys(live_server, page):
     wait_text(page, "text 1")
     wait_sent(page)
     assert Annotation.objects.get(item=items[0]).label == "dog"
+
+
+def test_a_manager_sees_what_queued_the_item_on_screen(live_server, page):
+    project = ProjectFactory(labels=["cat", "dog"], budget=5)
+    user = MembershipFactory(project=project, role="manager").user
+    queue(project, [ItemFactory(project=project, text="text 0")])
+    sign_in(page, live_server, user, PASSWORD)
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    wait_text(page, "text 0")
+    assert "round 1, random, score 1.000" in page.inner_text("#item .meta")
