@@ -28,7 +28,12 @@ def project_role_for(*, project: Project, user) -> str | None:
 
 _MEMBER_SQL = """
 SELECT project.*, membership.role AS member_role,
-    membership.quota_total AS member_quota_total, membership.quota_daily AS member_quota_daily
+    membership.quota_total AS member_quota_total, membership.quota_daily AS member_quota_daily,
+    EXISTS (
+        SELECT 1 FROM annotation_webhook AS hook
+        WHERE hook.project_id = project.id AND hook.active
+            AND hook.events @> '["labels.created"]'::jsonb
+    ) AS has_label_hooks
 FROM annotation_project AS project
 LEFT JOIN annotation_membership AS membership
     ON membership.project_id = project.id AND membership.user_id = %s
@@ -38,8 +43,9 @@ WHERE project.id = %s
 
 def project_for_member(*, pk: int, user) -> Project | None:
     """The project with the caller's membership in one query, or None if there is no such
-    project. Sets `role` (as project_role_for) and `member_quota_total` /
-    `member_quota_daily` (None when not a member or no quota)."""
+    project. Sets `role` (as project_role_for), `member_quota_total` /
+    `member_quota_daily` (None when not a member or no quota) and `has_label_hooks`
+    (an active webhook wants labels.created: a label need not look for one otherwise)."""
     if not 0 < pk < 2**63:  # beyond any bigint id (the ORM answers such lookups empty too)
         return None
     project = next(iter(Project.objects.raw(_MEMBER_SQL, [user.pk, pk])), None)

@@ -198,15 +198,18 @@ def event_emit(*, project_id: int, event: str, payload: dict) -> int:
 
 def label_events(*, project: Project) -> None:
     """After a label was given: schedule the labels.created batch of the hooks that want
-    one and have none scheduled (one UPDATE: nothing when the project has no hooks), and
+    one and have none scheduled (one UPDATE; none when project_for_member found that the
+    project has no such hook), and
     emit budget.exhausted when this label spent the last of the budget (`project.spent`
     is as after the label)."""
-    scheduled = Webhook.objects.filter(
-        project_id=project.pk,
-        active=True,
-        labels_scheduled=False,
-        events__contains=[LABELS_CREATED],
-    ).update(labels_scheduled=True)
+    scheduled = getattr(project, "has_label_hooks", True) and (
+        Webhook.objects.filter(
+            project_id=project.pk,
+            active=True,
+            labels_scheduled=False,
+            events__contains=[LABELS_CREATED],
+        ).update(labels_scheduled=True)
+    )
     if scheduled:
         transaction.on_commit(lambda: dispatch.send_webhook_labels(project.pk))
     if project.spent >= project.budget:

@@ -10,6 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery.exceptions import Retry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from annotation.models import WebhookDelivery
 from annotation.services import dispatch, webhooks
@@ -237,3 +239,40 @@ def test_annotator_cannot_read_the_delivery_log(project, annotator, receiver):
     hook = hook_for(project, receiver, "import.finished")
     url = f"/api/projects/{project.id}/webhooks/{hook.id}/deliveries/"
     assert api_client(annotator).get(url).status_code == 403
+
+
+def label_by_api(project, user):
+    client = api_client(user)
+    item = client.post(f"/api/projects/{project.id}/next/").json()["item"]
+    response = client.post(
+        f"/api/projects/{project.id}/annotations/",
+        {"item": item["id"], "label": "cat"},
+        format="json",
+    )
+    assert response.status_code == 201
+
+
+def test_a_label_through_the_api_schedules_the_batch_of_a_labels_hook(
+    project, annotator, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    hook = hook_for(project, receiver, "labels.created")
+    queue(project, [ItemFactory(project=project)])
+    scheduled = []
+    monkeypatch.setattr(dispatch, "send_webhook_labels", scheduled.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        label_by_api(project, annotator)
+    hook.refresh_from_db()
+    assert hook.labels_scheduled
+    assert scheduled == [project.id]
+
+
+def test_a_label_in_a_project_without_labels_hooks_does_not_look_for_one(
+    project, annotator, receiver
+):
+    hook_for(project, receiver, "round.finished")
+    queue(project, [ItemFactory(project=project)])
+    with CaptureQueriesContext(connection) as queries:
+        label_by_api(project, annotator)
+    assert not [
+        q for q in queries.captured_queries if q["sql"].startswith('UPDATE "annotation_webhook"')
+    ]
