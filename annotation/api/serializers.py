@@ -60,7 +60,13 @@ def validate_labels(value: list[str]) -> list[str]:
 
 
 # Keys the labeling page keeps for itself (skip, change last, key map, filter, accept, back).
-RESERVED_KEYS = {"s": "skip", "u": "change the last label", "?": "the key map", "/": "the filter"}
+RESERVED_KEYS = {
+    "s": "skip",
+    "u": "change the last label",
+    "?": "the key map",
+    "/": "the filter",
+    "z": "zooming an image",
+}
 
 
 def validate_keymap(value) -> dict:

@@ -486,6 +486,12 @@
 
   // --- keys: every one has a visible button twin --------------------------------------
   const keymap = $("keymap");
+  const zoomButton = $("zoom"); // image projects only
+  function toggleZoom() {
+    const zoomed = itemBox.classList.toggle("zoomed"); // kept for the next images too
+    zoomButton.setAttribute("aria-pressed", String(zoomed));
+  }
+  if (zoomButton) zoomButton.addEventListener("click", toggleZoom);
   function toggleKeymap() {
     if (keymap.open) keymap.close();
     else keymap.showModal();
@@ -512,6 +518,8 @@
       acceptSuggestion();
     } else if (event.key === "?") {
       toggleKeymap();
+    } else if (key === "z" && zoomButton) {
+      toggleZoom();
     } else if (event.key === "/" && filter) {
       event.preventDefault();
       filter.focus();

@@ -39,6 +39,7 @@ def test_an_annotator_cannot_set_the_key_map(project, annotator):
         {"cat": "u"},  # change the last label
         {"cat": "?"},  # the key map
         {"cat": "/"},  # the filter
+        {"cat": "z"},  # zooming an image
         {"cat": "Enter"},
         {"cat": "Escape"},
         {"cat": "c", "dog": "c"},  # twice

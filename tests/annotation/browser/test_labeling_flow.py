@@ -253,3 +253,30 @@ def test_a_manager_sees_what_queued_the_item_on_screen(live_server, page):
     page.goto(f"{live_server.url}/projects/{project.id}/label/")
     wait_text(page, "text 0")
     assert "round 1, random, score 1.000" in page.inner_text("#item .meta")
+
+
+def tiny_png() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def test_z_zooms_an_image_to_the_screen_and_back(live_server, page):
+    project = ProjectFactory(labels=["cat", "dog"], budget=5, kind="image")
+    user = MembershipFactory(project=project).user
+    queue(project, [ItemFactory(project=project, text="", image=tiny_png())])
+    sign_in(page, live_server, user, PASSWORD)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{live_server.url}/projects/{project.id}/label/")
+    page.wait_for_selector("#item img")
+    small = page.locator("#item img").bounding_box()["width"]
+    page.keyboard.press("z")
+    assert page.get_attribute("#zoom", "aria-pressed") == "true"
+    assert page.locator("#item img").bounding_box()["width"] > 2 * small
+    page.click("#zoom")  # the button twin
+    assert page.locator("#item img").bounding_box()["width"] == small
