@@ -8,7 +8,7 @@ service (which enqueues featurizing after its commit), then asks for an item eve
 (annotation.services.labeling.item_next_for, what `POST next` runs) until it gets one.
 
 Each featurizer (minilm, hashed) runs twice: with the first rows featurized in a task of
-their own (ANNOTATION_FEATURIZE_FIRST_BATCH, the default 200) and, as the baseline, with
+their own (ANNOTATION_FEATURIZE_FIRST_BATCH, the default 100) and, as the baseline, with
 that turned off (0: the first round waits for a whole featurizing slice, up to 120 s).
 Goal (issue 11): the first item within 3 s of the import.
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     log_dir = ROOT / "var"
     log_dir.mkdir(exist_ok=True)
     for featurizer in args.featurizers.split(","):
-        for first_batch in (200, 0):  # the default, then the baseline
+        for first_batch in (100, 0):  # the default, then the baseline
             purge_broker(BENCH_BROKER)
             workers = [
                 start_worker(

@@ -15,18 +15,22 @@ app.autodiscover_tasks()
 @worker_process_init.connect
 def _prepare_worker_process(**kwargs) -> None:
     """One PyTorch thread per worker process (the pool already uses every core), and
-    PyTorch loaded and warmed up before the first round instead of during it. With
+    PyTorch and the cold start's k-means loaded and warmed up before the first round
+    instead of during it. With
     ANNOTATION_WARM_FEATURIZERS=1 (bin/run sets it for the featurize worker only: the
     sentence encoder holds ~640 MiB), the text featurizers are loaded too."""
     import numpy as np
     import torch
 
     from sampler.ensemble import MLPEnsemble
+    from sampler.selection import cold_start
 
     torch.set_num_threads(int(os.environ.get("ANNOTATION_TORCH_THREADS", "1")))
     MLPEnsemble(n_members=1, epochs=2).fit(
         np.zeros((4, 4), dtype=np.float32), np.array([0, 1, 0, 1]), 2
     )
+    # The cold start's k-means (scikit-learn) loads in seconds: not during a first round.
+    cold_start(np.eye(8, dtype=np.float32), np.ones(8), remaining=2, batch_size=2)
     if os.environ.get("ANNOTATION_WARM_FEATURIZERS") == "1":  # the featurize worker's
         from sampler.features import warm_up
 

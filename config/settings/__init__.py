@@ -286,7 +286,7 @@ ANNOTATION_FEATURIZE_BATCH = int(os.environ.get("ANNOTATION_FEATURIZE_BATCH", "1
 ANNOTATION_FEATURIZE_SECONDS = float(os.environ.get("ANNOTATION_FEATURIZE_SECONDS", "120"))
 # A project with nothing featurized yet gets this many rows first, in a task of their own,
 # so a cold-start round queues the first items while the rest is featurized (0: off).
-ANNOTATION_FEATURIZE_FIRST_BATCH = int(os.environ.get("ANNOTATION_FEATURIZE_FIRST_BATCH", "200"))
+ANNOTATION_FEATURIZE_FIRST_BATCH = int(os.environ.get("ANNOTATION_FEATURIZE_FIRST_BATCH", "100"))
 # A featurize task that neither started nor stored a batch for this long is sent again.
 ANNOTATION_FEATURIZE_STALE_SECONDS = int(
     os.environ.get("ANNOTATION_FEATURIZE_STALE_SECONDS", "300")
