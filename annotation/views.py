@@ -11,6 +11,7 @@ from annotation.models import (
     DEFAULT_ACQUISITION,
     Annotation,
     Assignment,
+    CostRule,
     Item,
     Membership,
     Project,
@@ -51,6 +52,25 @@ def project_new(request):
         raise Http404("No such page.")
     context = {"strategies": ACQUISITION_CHOICES, "default_strategy": DEFAULT_ACQUISITION}
     return render(request, "annotation/project_new.html", context)
+
+
+@login_required
+def project_settings(request, pk: int):
+    """A project's settings, budget groups and members (managers only; everyone else gets
+    404). A plain form page: its script sends the API's own calls and shows its errors."""
+    project, role = _project_for(request, pk)
+    if role != Membership.Role.MANAGER:
+        raise Http404("No such page.")
+    context = {
+        "project": project,
+        "strategies": ACQUISITION_CHOICES,
+        "cost_rules": CostRule.choices,
+        "group_modes": Project.GroupMode.choices,
+        "roles": Membership.Role.choices,
+        "groups": project.budget_groups.order_by("id"),
+        "members": project.memberships.select_related("user").order_by("user__username"),
+    }
+    return render(request, "annotation/project_settings.html", context)
 
 
 @login_required
