@@ -16,9 +16,9 @@ app.autodiscover_tasks()
 def _prepare_worker_process(**kwargs) -> None:
     """One PyTorch thread per worker process (the pool already uses every core), and
     PyTorch and the cold start's k-means loaded and warmed up before the first round
-    instead of during it. With
-    ANNOTATION_WARM_FEATURIZERS=1 (bin/run sets it for the featurize worker only: the
-    sentence encoder holds ~640 MiB), the text featurizers are loaded too."""
+    instead of during it. With ANNOTATION_WARM_FEATURIZERS=1 (bin/run sets it for the
+    featurize worker only: the sentence encoder holds ~640 MiB), the text featurizers are
+    loaded too."""
     import numpy as np
     import torch
 
