@@ -25,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.common import children, cpu_ticks, fresh_database, purge_broker
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DB = os.environ.get(
     "BENCH_FIRST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/annotation_bench_first"
@@ -92,23 +94,6 @@ def stop(proc: subprocess.Popen) -> None:
     proc.log.close()  # type: ignore[attr-defined]
 
 
-def cpu_ticks(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return -1
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def pool_processes(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
 def wait_ready(names: list[str], workers: list[subprocess.Popen], timeout: float = 180.0):
     """Every worker answers a ping, and its pool process has done its warm-up
     (config/celery.py) and used no CPU for a second."""
@@ -119,7 +104,7 @@ def wait_ready(names: list[str], workers: list[subprocess.Popen], timeout: float
         replies = app.control.ping(timeout=1.0)
         answered = {key for reply in replies for key in reply}
         if all(any(key.startswith(name) for key in answered) for name in names):
-            pools = [p for proc in workers for p in pool_processes(proc.pid)]
+            pools = [p for proc in workers for p in children(proc.pid)]
             before = [cpu_ticks(p) for p in pools]
             time.sleep(1.0)
             if len(pools) == len(workers) and before == [cpu_ticks(p) for p in pools]:
@@ -169,7 +154,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--featurizers", default="minilm,hashed")
     args = parser.parse_args(argv)
-    from bench.common import fresh_database, purge_broker
 
     fresh_database(BENCH_DB)
     rows = texts(args.n)

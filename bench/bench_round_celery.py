@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.common import fresh_database, purge_broker
+from bench.common import children, cpu_ticks, fresh_database, purge_broker
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DB = os.environ.get(
@@ -219,14 +219,6 @@ def set_strategy(project_id: int, strategy: str) -> None:
 # --- the worker and its memory ------------------------------------------------------------
 
 
-def children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
-
-
 def status_mb(pid: int) -> dict[str, float]:
     """VmRSS and VmHWM of a process in MB ({} once it is gone)."""
     out = {}
@@ -296,15 +288,6 @@ class ProcessWatch(threading.Thread):
         for (kind, _), (first, last) in self.ticks.items():
             cpu[kind] = cpu.get(kind, 0.0) + (last - first) / hz
         return self.peak, cpu
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return -1
-    return int(fields[11]) + int(fields[12])  # utime + stime
 
 
 def warm(pid: int, quiet: float = 1.0) -> bool:

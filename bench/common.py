@@ -105,3 +105,23 @@ def stop_gunicorn(proc: subprocess.Popen) -> None:
             proc.kill()
             proc.wait()
     proc.log.close()  # type: ignore[attr-defined]
+
+
+# --- worker processes (Linux /proc) ----------------------------------------------------
+
+
+def children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        return []
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])  # utime + stime
